@@ -1,0 +1,119 @@
+-- Apply event plans for ONE informant atomically: idempotency, dedup, caps, streak,
+-- balance. The semantics are domain/engine.py `decide`, step for step; a test keeps the
+-- two equal. Every key shares the informant's hash tag, so this is Redis Cluster safe.
+--
+-- KEYS[1] state hash (b balance, e earned, sk streak, sd streak day)
+-- KEYS[2] set of for-ever dedup members
+-- KEYS[3..] idempotency strings and day hashes, referenced by index from the plans
+-- ARGV[1] JSON {"t": day-key ttl seconds, "i": idempotency ttl seconds, "ev": [plans]}
+-- Returns one entry per plan: {0 | 1 (replay), decision JSON}.
+local req = cjson.decode(ARGV[1])
+local state, ever = KEYS[1], KEYS[2]
+local out = {}
+
+local balance = tonumber(redis.call('HGET', state, 'b') or '0')
+local earned = tonumber(redis.call('HGET', state, 'e') or '0')
+local streak = tonumber(redis.call('HGET', state, 'sk') or '0')
+local streak_day = tonumber(redis.call('HGET', state, 'sd') or '0')
+local changed = false
+
+for _, ev in ipairs(req.ev) do
+  local ikey = KEYS[ev.ik]
+  local known = redis.call('GET', ikey)
+  if known then
+    out[#out + 1] = {1, known}
+  else
+    local write = not ev.dry
+    local dkey = KEYS[ev.dk]
+    local lines, c, total = {}, {0, 0, 0}, 0
+    local sk, sd = streak, streak_day
+    local rules = ev.rules or {}
+    local touched_day = false
+    for _, r in ipairs(rules) do
+      local handled = false
+      if ev.late then
+        lines[#lines + 1] = {r.r, 0, 'late', r.p}
+        handled = true
+      elseif r.skip then
+        lines[#lines + 1] = {r.r, 0, r.skip, r.p}
+        handled = true
+      elseif r.dk then
+        local seen
+        if r.ever then
+          seen = redis.call('SISMEMBER', ever, r.dk) == 1
+        else
+          seen = redis.call('HEXISTS', dkey, 'x:' .. r.dk) == 1
+        end
+        if seen then
+          lines[#lines + 1] = {r.r, 0, 'duplicate', r.p}
+          handled = true
+        elseif write then
+          if r.ever then
+            redis.call('SADD', ever, r.dk)
+          else
+            redis.call('HSET', dkey, 'x:' .. r.dk, 1)
+          end
+        end
+      end
+      if not handled then
+        local count = tonumber(redis.call('HGET', dkey, 'n:' .. r.r) or '0')
+        local used = tonumber(redis.call('HGET', dkey, 'p:' .. r.r) or '0')
+        local points, reason = r.p, 'credited'
+        local cc, pc = r.cc or -1, r.pc or -1
+        if cc >= 0 and count >= cc then
+          points, reason = 0, 'daily_cap'
+        elseif pc >= 0 and used + points > pc then
+          points, reason = math.max(0, pc - used), 'daily_cap'
+        end
+        if write then
+          redis.call('HINCRBY', dkey, 'n:' .. r.r, 1)
+          redis.call('HINCRBY', dkey, 'p:' .. r.r, points)
+          touched_day = true
+        end
+        for _, idx in ipairs(r.ctr or {}) do
+          c[idx + 1] = c[idx + 1] + 1
+        end
+        lines[#lines + 1] = {r.r, points, reason, r.p}
+        total = total + points
+        if r.ms and ev.day > sd then
+          if sd == ev.day - 1 then sk = sk + 1 else sk = 1 end
+          sd = ev.day
+          for _, m in ipairs(r.ms) do
+            if m[1] == sk then
+              lines[#lines + 1] = {r.r .. '.streak_' .. m[1], m[2], 'streak_bonus', m[2]}
+              total = total + m[2]
+            end
+          end
+        end
+      end
+    end
+    if #rules == 0 then
+      local reason = 'no_active_rule'
+      if ev.late then reason = 'late' end
+      lines[#lines + 1] = {cjson.null, 0, reason, 0}
+    end
+    if write and not ev.late then
+      redis.call('HINCRBY', dkey, 'a:' .. ev.a, 1)
+      redis.call('HINCRBY', dkey, 'ap:' .. ev.a, total)
+      touched_day = true
+    end
+    if touched_day then
+      redis.call('EXPIRE', dkey, req.t)
+    end
+    local decision = cjson.encode({h = ev.h, p = total, b = balance + total, l = lines,
+      c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false})
+    if write then
+      balance = balance + total
+      earned = earned + total
+      streak, streak_day = sk, sd
+      changed = true
+      redis.call('SET', ikey, decision, 'EX', req.i)
+    end
+    out[#out + 1] = {0, decision}
+  end
+end
+
+if changed then
+  redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
+end
+return out

@@ -1,0 +1,15 @@
+-- Claw back what one event credited, once. The balance may go below zero when the
+-- points were already spent: the reversal is accounting truth, not a spend.
+-- KEYS[1] state hash, KEYS[2] idempotency string for the reversed event
+-- ARGV[1] points, ARGV[2] idempotency ttl seconds
+-- Returns {0 new | 1 replay, JSON}
+local known = redis.call('GET', KEYS[2])
+if known then
+  return {1, known}
+end
+local points = tonumber(ARGV[1])
+local balance = redis.call('HINCRBY', KEYS[1], 'b', -points)
+redis.call('HINCRBY', KEYS[1], 'e', -points)
+local record = cjson.encode({p = points, b = balance})
+redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[2]))
+return {0, record}

@@ -1,0 +1,119 @@
+"""Per-informant state in Redis, changed only by Lua scripts registered once.
+
+Every key of one informant carries the hash tag `{<informant id>}` so that one script
+call touches one Redis Cluster slot. Informant ids cannot contain braces (the event
+schema forbids them), so the tag cannot be moved by an id.
+"""
+
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from points_service.domain.engine import Decision, EventPlan
+from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
+
+_LUA = files("points_service.adapters") / "lua"
+_decision = msgspec.json.Decoder(Decision)
+
+
+_spend = msgspec.json.Decoder(Spend)
+_clawback = msgspec.json.Decoder(Clawback)
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+class RedisState:
+    def __init__(
+        self, client: "Redis", *, prefix: str, day_ttl_seconds: int, idem_ttl_seconds: int
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._day_ttl = day_ttl_seconds
+        self._idem_ttl = idem_ttl_seconds
+        self._apply = client.register_script(_LUA.joinpath("apply.lua").read_text())
+        self._redeem = client.register_script(_LUA.joinpath("redeem.lua").read_text())
+        self._reverse = client.register_script(_LUA.joinpath("reverse.lua").read_text())
+
+    def _tag(self, informant_id: str) -> str:
+        return f"{self._prefix}:{{{informant_id}}}"
+
+    def _call(self, informant_id: str, plans: Sequence[EventPlan]) -> tuple[list[str], bytes]:
+        tag = self._tag(informant_id)
+        keys = [f"{tag}:s", f"{tag}:x"]
+        index: dict[str, int] = {}
+
+        def slot(key: str) -> int:
+            if key not in index:
+                keys.append(key)
+                index[key] = len(keys)  # Lua's KEYS is 1-based
+            return index[key]
+
+        placed = [
+            msgspec.structs.replace(p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}"))
+            for p in plans
+        ]
+        return keys, msgspec.json.encode({"t": self._day_ttl, "i": self._idem_ttl, "ev": placed})
+
+    @staticmethod
+    def _results(raw: Sequence[Sequence[Any]]) -> list[Applied]:
+        return [Applied(_decision.decode(body), flag == 1) for flag, body in raw]
+
+    async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
+        keys, arg = self._call(informant_id, plans)
+        raw = await self._apply(keys=keys, args=[arg])
+        return self._results(raw)
+
+    async def apply_groups(
+        self, groups: Mapping[str, Sequence[EventPlan]]
+    ) -> dict[str, list[Applied]]:
+        """One script call per informant, all in one pipelined round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for informant_id, plans in groups.items():
+                keys, arg = self._call(informant_id, plans)
+                await self._apply(keys=keys, args=[arg], client=pipe)
+            raw = await pipe.execute()
+        return {
+            informant_id: self._results(result)
+            for informant_id, result in zip(groups, raw, strict=True)
+        }
+
+    async def redeem(
+        self, informant_id: str, redemption_id: str, points: int, body_hash: str
+    ) -> tuple[Spend, bool] | Overdraw:
+        tag = self._tag(informant_id)
+        flag, body = await self._redeem(
+            keys=[f"{tag}:s", f"{tag}:r:{redemption_id}"],
+            args=[points, body_hash, self._idem_ttl],
+        )
+        if flag == 2:
+            return Overdraw(int(body))
+        return _spend.decode(body), flag == 1
+
+    async def reverse(self, informant_id: str, event_id: str, points: int) -> tuple[Clawback, bool]:
+        tag = self._tag(informant_id)
+        flag, body = await self._reverse(
+            keys=[f"{tag}:s", f"{tag}:v:{event_id}"], args=[points, self._idem_ttl]
+        )
+        return _clawback.decode(body), flag == 1
+
+    async def snapshot(self, informant_id: str, day: int) -> PointsSnapshot:
+        tag = self._tag(informant_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{tag}:s")
+            pipe.hgetall(f"{tag}:d:{day}")
+            state, today = await pipe.execute()
+        return PointsSnapshot(
+            balance=_int(state.get(b"b")),
+            earned=_int(state.get(b"e")),
+            streak=_int(state.get(b"sk")),
+            streak_day=_int(state.get(b"sd")),
+            today={k.decode(): int(v) for k, v in today.items() if not k.startswith(b"x:")},
+        )
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())

@@ -1,0 +1,1 @@
+"""The SQL ledger: SQLAlchemy 2 Core tables, Alembic migrations, the group committer."""

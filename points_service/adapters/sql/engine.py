@@ -1,0 +1,64 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and schema migration."""
+
+import asyncio
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    """`DATABASE_URL` as given (postgresql:// is taken to mean asyncpg), or the SQLite file."""
+    if not url:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{data_dir / 'points.sqlite3'}"
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # WAL lets readers run beside the one writer; FULL makes a commit survive
+            # power loss as well as a killed process (group commit pays one fsync a batch).
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(files("points_service.adapters.sql") / "migrations")
+    )
+    config.attributes["connection"] = connection
+    return config
+
+
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    # SQLite answers "database is locked" when two workers migrate at once; the first
+    # one wins and the other finds the schema at head.
+    for attempt in range(5):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), revision))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))

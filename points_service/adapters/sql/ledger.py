@@ -1,0 +1,350 @@
+"""The durable ledger, written by a group committer.
+
+Callers hand writes to `commit` and wait. One task drains whatever has queued up and
+writes it in a single transaction, so a burst of concurrent requests pays for one
+commit (and one fsync) between them; under light load a batch is a single write and
+nothing waits for a timer. Each write is idempotent on its key (event id, or kind and
+reference id), so a retry of a half-done request completes it and never doubles it.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import Table, and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from points_service.adapters.sql.tables import balances, events, ledger_entries
+from points_service.domain.calendar import day_from_number
+from points_service.domain.ledger import (
+    Balance,
+    CreditWrite,
+    EventRecord,
+    LedgerEntry,
+    RedemptionWrite,
+    ReversalWrite,
+    Write,
+    WriteStatus,
+)
+
+_Pending = tuple[Write, "asyncio.Future[WriteStatus]"]
+
+
+class SqlLedger:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 5000) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._insert: Callable[[Table], postgresql.Insert | sqlite.Insert]
+        if engine.dialect.name == "postgresql":
+            self._insert = postgresql.insert
+        else:
+            self._insert = sqlite.insert
+        self.on_batch: Callable[[int, float], None] | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger-group-commit")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def commit(self, writes: Sequence[Write]) -> list[WriteStatus]:
+        """Durably write; returns when the transaction holding these writes committed."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for write in writes:
+            future: asyncio.Future[WriteStatus] = loop.create_future()
+            self._queue.put_nowait((write, future))
+            futures.append(future)
+        return list(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            started = asyncio.get_running_loop().time()
+            try:
+                statuses = await self._write([w for w, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                    self._queue.task_done()
+                continue
+            for (_, future), status in zip(batch, statuses, strict=True):
+                if not future.done():
+                    future.set_result(status)
+            for _ in batch:
+                self._queue.task_done()
+            if self.on_batch is not None:
+                self.on_batch(len(batch), asyncio.get_running_loop().time() - started)
+
+    async def _write(self, writes: Sequence[Write]) -> list[WriteStatus]:
+        credits = [w for w in writes if isinstance(w, CreditWrite)]
+        others = [w for w in writes if not isinstance(w, CreditWrite)]
+        now = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            credit_status = iter(await self._write_credits(conn, credits, now) if credits else [])
+            other_status = await self._write_entries(conn, others, now) if others else {}
+        return [
+            next(credit_status) if isinstance(w, CreditWrite) else other_status[_entry_key(w)]
+            for w in writes
+        ]
+
+    async def _write_credits(
+        self, conn: AsyncConnection, credits: Sequence[CreditWrite], now: datetime
+    ) -> list[WriteStatus]:
+        unique: dict[str, CreditWrite] = {}
+        for w in credits:
+            unique.setdefault(w.event.event_id, w)
+        rows = [_event_row(w) for w in unique.values()]
+        stmt = self._insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+        inserted = {r[0] for r in await conn.execute(stmt.returning(events.c.event_id), rows)}
+        status = dict.fromkeys(inserted, WriteStatus.INSERTED)
+        missing = [eid for eid in unique if eid not in inserted]
+        if missing:
+            query = select(events.c.event_id, events.c.body_hash).where(
+                events.c.event_id.in_(missing)
+            )
+            known = {row[0]: row[1] for row in await conn.execute(query)}
+            for eid in missing:
+                same = known.get(eid) == unique[eid].decision.h
+                status[eid] = WriteStatus.EXISTING if same else WriteStatus.CONFLICT
+        entries: list[dict[str, Any]] = [
+            {
+                "informant_id": w.event.informant_id,
+                "kind": "credit",
+                "ref_id": w.event.event_id,
+                "points": w.decision.p,
+                "day": day_from_number(w.decision.day),
+                "created_at": now,
+                "rule_version": w.decision.v,
+                "detail": w.event.action,
+                "body_hash": None,
+            }
+            for eid, w in unique.items()
+            if eid in inserted and w.decision.p != 0
+        ]
+        if entries:
+            await conn.execute(self._insert(ledger_entries), entries)
+            deltas: dict[str, tuple[int, int, int]] = {}
+            for e in entries:
+                b, earned, spent = deltas.get(e["informant_id"], (0, 0, 0))
+                deltas[e["informant_id"]] = (b + e["points"], earned + e["points"], spent)
+            await self._add_balances(conn, deltas, now)
+        # A second write of one event id in the same batch is a replay of the first, or a
+        # conflict when its body differs.
+        result = []
+        for w in credits:
+            first = unique[w.event.event_id]
+            if w is first:
+                result.append(status[w.event.event_id])
+            elif w.decision.h != first.decision.h:
+                result.append(WriteStatus.CONFLICT)
+            else:
+                result.append(WriteStatus.EXISTING)
+        return result
+
+    async def _write_entries(
+        self,
+        conn: AsyncConnection,
+        writes: Sequence[RedemptionWrite | ReversalWrite],
+        now: datetime,
+    ) -> dict[tuple[str, str], WriteStatus]:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for w in writes:
+            rows.setdefault(_entry_key(w), _entry_row(w, now))
+        stmt = self._insert(ledger_entries).on_conflict_do_nothing(
+            index_elements=["kind", "ref_id"]
+        )
+        returned = await conn.execute(
+            stmt.returning(ledger_entries.c.kind, ledger_entries.c.ref_id), list(rows.values())
+        )
+        inserted = {(row[0], row[1]) for row in returned}
+        deltas: dict[str, tuple[int, int, int]] = {}
+        for key in inserted:
+            row = rows[key]
+            b, earned, spent = deltas.get(row["informant_id"], (0, 0, 0))
+            points = row["points"]
+            if key[0] == "redemption":
+                deltas[row["informant_id"]] = (b + points, earned, spent - points)
+            else:
+                deltas[row["informant_id"]] = (b + points, earned + points, spent)
+        if deltas:
+            await self._add_balances(conn, deltas, now)
+        return {
+            key: WriteStatus.INSERTED if key in inserted else WriteStatus.EXISTING for key in rows
+        }
+
+    async def _add_balances(
+        self, conn: AsyncConnection, deltas: dict[str, tuple[int, int, int]], now: datetime
+    ) -> None:
+        # Sorted, so two processes committing at once lock rows in the same order.
+        rows = [
+            {"informant_id": i, "balance": b, "earned": e, "spent": s, "updated_at": now}
+            for i, (b, e, s) in sorted(deltas.items())
+        ]
+        stmt = self._insert(balances)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["informant_id"],
+            set_={
+                "balance": balances.c.balance + stmt.excluded.balance,
+                "earned": balances.c.earned + stmt.excluded.earned,
+                "spent": balances.c.spent + stmt.excluded.spent,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        await conn.execute(stmt, rows)
+
+    async def event(self, event_id: str) -> EventRecord | None:
+        query = select(
+            events.c.event_id,
+            events.c.informant_id,
+            events.c.action,
+            events.c.occurred_at,
+            events.c.points,
+            events.c.shares,
+            events.c.share_views,
+            events.c.posts,
+            events.c.body_hash,
+            events.c.decision,
+        ).where(events.c.event_id == event_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return EventRecord(
+            event_id=row.event_id,
+            informant_id=row.informant_id,
+            action=row.action,
+            occurred_at=row.occurred_at,
+            points=row.points,
+            counters=(row.shares, row.share_views, row.posts),
+            body_hash=row.body_hash,
+            decision=row.decision,
+        )
+
+    async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None:
+        query = select(ledger_entries).where(
+            and_(ledger_entries.c.kind == kind, ledger_entries.c.ref_id == ref_id)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _entry(row._mapping) if row is not None else None
+
+    async def entries(
+        self, informant_id: str, *, before: int | None, limit: int
+    ) -> list[LedgerEntry]:
+        query = select(ledger_entries).where(ledger_entries.c.informant_id == informant_id)
+        if before is not None:
+            query = query.where(ledger_entries.c.id < before)
+        query = query.order_by(ledger_entries.c.id.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_entry(r._mapping) for r in rows]
+
+    async def balance(self, informant_id: str) -> Balance:
+        query = select(balances.c.balance, balances.c.earned, balances.c.spent).where(
+            balances.c.informant_id == informant_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return Balance(informant_id, 0, 0, 0)
+        return Balance(informant_id, row.balance, row.earned, row.spent)
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(select(1))
+
+
+def _entry_key(w: RedemptionWrite | ReversalWrite) -> tuple[str, str]:
+    if isinstance(w, RedemptionWrite):
+        return "redemption", w.redemption_id
+    return "reversal", w.event_id
+
+
+def _entry_row(w: RedemptionWrite | ReversalWrite, now: datetime) -> dict[str, Any]:
+    if isinstance(w, RedemptionWrite):
+        return {
+            "informant_id": w.informant_id,
+            "kind": "redemption",
+            "ref_id": w.redemption_id,
+            "points": -w.points,
+            "day": None,
+            "created_at": w.at,
+            "rule_version": None,
+            "detail": w.item[:256],
+            "body_hash": w.body_hash,
+        }
+    return {
+        "informant_id": w.informant_id,
+        "kind": "reversal",
+        "ref_id": w.event_id,
+        "points": -w.points,
+        "day": None,
+        "created_at": w.at,
+        "rule_version": None,
+        "detail": w.reason[:256],
+    }
+
+
+_encode = msgspec.json.encode
+
+
+def _event_row(w: CreditWrite) -> dict[str, Any]:
+    e, d = w.event, w.decision
+    return {
+        "event_id": e.event_id,
+        "informant_id": e.informant_id,
+        "action": e.action,
+        "occurred_at": e.occurred_at,
+        "received_at": w.received_at,
+        "day": day_from_number(d.day),
+        "content_id": e.content_id,
+        "share_id": e.share_id,
+        "viewer_id": e.viewer_id,
+        "attributes": e.attributes or None,
+        "body_hash": d.h,
+        "points": d.p,
+        "shares": d.c[0],
+        "share_views": d.c[1],
+        "posts": d.c[2],
+        "late": d.late,
+        "imported": w.imported,
+        "rule_version": d.v,
+        "decision": _encode(d),
+    }
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        id=row["id"],
+        informant_id=row["informant_id"],
+        kind=row["kind"],
+        ref_id=row["ref_id"],
+        points=row["points"],
+        day=row["day"],
+        created_at=row["created_at"],
+        rule_version=row["rule_version"],
+        detail=row["detail"],
+        body_hash=row["body_hash"],
+    )

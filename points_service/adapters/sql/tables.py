@@ -1,0 +1,96 @@
+"""The ledger's tables. Alembic migrations (migrations/versions) create them; keep both
+in step. Amounts are integers; timestamps are stored with their zone.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in and out; SQLite keeps no zone, so its values are read as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("informant_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("content_id", String(128)),
+    Column("share_id", String(128)),
+    Column("viewer_id", String(128)),
+    Column("attributes", JSON),
+    Column("body_hash", String(32), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("shares", Integer, nullable=False),
+    Column("share_views", Integer, nullable=False),
+    Column("posts", Integer, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("imported", Boolean, nullable=False),
+    Column("rule_version", String(16), nullable=False),
+    Column("decision", LargeBinary, nullable=False),
+    Index("ix_events_informant_day", "informant_id", "day"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("informant_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # credit | reversal | redemption
+    Column("ref_id", String(128), nullable=False),  # event id or redemption id
+    Column("points", Integer, nullable=False),  # signed: credits up, the rest down
+    Column("day", Date),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("rule_version", String(16)),
+    Column("detail", String(256)),
+    Column("body_hash", String(32)),  # redemptions: what makes a retry the same request
+    UniqueConstraint("kind", "ref_id", name="uq_ledger_kind_ref"),
+    Index("ix_ledger_informant_id", "informant_id", "id"),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("informant_id", String(64), primary_key=True),
+    Column("balance", BigInteger, nullable=False),
+    Column("earned", BigInteger, nullable=False),
+    Column("spent", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

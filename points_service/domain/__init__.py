@@ -1,0 +1,1 @@
+"""Pure domain: events, rules, the engine, ledger values. Stdlib and msgspec only."""

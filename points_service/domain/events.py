@@ -1,0 +1,68 @@
+"""The event as the app sends it, and the checks that need no state."""
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Annotated, Final
+
+import msgspec
+
+from points_service.domain.actions import REQUIRED_FIELDS, Action
+
+# Ids are spliced into Redis key names after the hash tag, so informant ids exclude
+# braces (which would move the tag) and whitespace; event ids are only ever values.
+InformantId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+ClientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+RefId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]
+AttributeValue = str | int | float | bool | None
+Attributes = Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]
+
+FUTURE_TOLERANCE: Final = timedelta(minutes=5)
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    event_id: ClientKey
+    informant_id: InformantId
+    action: Action
+    occurred_at: AwareDateTime
+    content_id: RefId | None = None
+    share_id: RefId | None = None
+    viewer_id: RefId | None = None
+    attributes: Attributes = msgspec.field(default_factory=dict)
+    dry_run: bool = False
+
+
+class EventInvalid(ValueError):
+    """An event that decodes but cannot be judged; names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def check_event(event: Event, now: datetime) -> None:
+    for name in REQUIRED_FIELDS[event.action]:
+        if getattr(event, name) is None:
+            raise EventInvalid(name, f"`{name}` is required for action `{event.action}`")
+    if event.occurred_at - now > FUTURE_TOLERANCE:
+        raise EventInvalid("occurred_at", "`occurred_at` is more than 5 minutes in the future")
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def body_hash(event: Event) -> str:
+    """What makes two deliveries of one `event_id` the same event (dry_run aside)."""
+    canonical = _encoder.encode(
+        (
+            event.informant_id,
+            event.action,
+            event.occurred_at.timestamp(),
+            event.content_id,
+            event.share_id,
+            event.viewer_id,
+            event.attributes,
+        )
+    )
+    return hashlib.blake2b(canonical, digest_size=12).hexdigest()

@@ -1,0 +1,78 @@
+"""What goes into the durable ledger, as plain values the SQL adapter writes."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+
+from points_service.domain.engine import Decision
+from points_service.domain.events import Event
+
+
+class WriteStatus(Enum):
+    INSERTED = "inserted"  # this write created the row
+    EXISTING = "existing"  # the same write was committed before (a retry)
+    CONFLICT = "conflict"  # the key is taken by a different write
+
+
+@dataclass(frozen=True, slots=True)
+class CreditWrite:
+    event: Event
+    decision: Decision
+    received_at: datetime
+    imported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionWrite:
+    informant_id: str
+    redemption_id: str
+    points: int
+    item: str
+    body_hash: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalWrite:
+    event_id: str
+    informant_id: str
+    points: int
+    reason: str
+    at: datetime
+
+
+Write = CreditWrite | RedemptionWrite | ReversalWrite
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    informant_id: str
+    kind: str
+    ref_id: str
+    points: int
+    day: date | None
+    created_at: datetime
+    rule_version: str | None
+    detail: str | None
+    body_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    informant_id: str
+    action: str
+    occurred_at: datetime
+    points: int
+    counters: tuple[int, int, int]
+    body_hash: str
+    decision: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    informant_id: str
+    balance: int
+    earned: int
+    spent: int

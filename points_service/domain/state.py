@@ -1,0 +1,42 @@
+"""Values the state store answers with."""
+
+from dataclasses import dataclass
+
+import msgspec
+
+from points_service.domain.engine import Decision
+
+
+class Spend(msgspec.Struct, frozen=True):
+    """A redemption's idempotency record: body hash, points spent, balance after."""
+
+    h: str
+    p: int
+    b: int
+
+
+class Clawback(msgspec.Struct, frozen=True):
+    """A reversal's idempotency record: points clawed back, balance after."""
+
+    p: int
+    b: int
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    decision: Decision
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Overdraw:
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class PointsSnapshot:
+    balance: int
+    earned: int
+    streak: int
+    streak_day: int
+    today: dict[str, int]

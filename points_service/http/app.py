@@ -1,0 +1,117 @@
+"""`create_app(settings)`: the Litestar application, wired to a Runtime at startup."""
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Send
+from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from points_service import __version__
+from points_service.adapters.logging import configure_logging
+from points_service.http.errors import exception_handlers
+from points_service.http.routes import ROUTES
+from points_service.runtime import Runtime
+from points_service.settings import Settings
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+_log = structlog.get_logger("points_service")
+
+
+def _observe(app: Litestar, settings: Settings) -> Any:
+    """ASGI middleware: the latency histogram, and one summary line per request."""
+
+    def middleware(inner: ASGIApp) -> ASGIApp:
+        async def handle(scope: Any, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+
+            async def capture(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await inner(scope, receive, capture)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("path_template", "unmatched")
+                runtime: Runtime | None = getattr(app.state, "runtime", None)
+                if runtime is not None:
+                    runtime.metrics.requests.labels(scope["method"], route, str(status)).observe(
+                        elapsed
+                    )
+                if settings.access_log:
+                    _log.info(
+                        "request",
+                        method=scope["method"],
+                        route=route,
+                        status=status,
+                        ms=round(elapsed * 1000, 3),
+                    )
+
+        return handle
+
+    return middleware
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings, registry)
+        app.state.runtime = runtime
+        loop = asyncio.get_running_loop()
+
+        def reload_rules() -> None:
+            result = runtime.rules.reload()
+            _log.info(
+                "rules_reload", ok=result.ok, version=result.version, problems=result.problems
+            )
+
+        # Outside the main thread (tests) there is no signal: the admin endpoint reloads.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, reload_rules)
+        _log.info(
+            "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
+        )
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+            await runtime.stop()
+            _log.info("stopped")
+
+    app = Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers(UNAVAILABLE),
+        openapi_config=OpenAPIConfig(title="points-service", version=__version__, path="/schema"),
+        request_max_body_size=4 * 1024 * 1024,
+        logging_config=None,
+    )
+    app.asgi_handler = _observe(app, settings)(app.asgi_handler)
+    return app

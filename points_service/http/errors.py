@@ -1,0 +1,87 @@
+"""Every refusal is JSON `{status_code, code, detail, field}`; infrastructure trouble is a
+503 with Retry-After, and nothing was acknowledged."""
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
+
+from points_service.http.schemas import ErrorOut, error_field
+from points_service.services.errors import Conflict, InvalidInput, NotFound
+
+_log = structlog.get_logger("points_service.http")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+
+def error_response(
+    status: int, code: str, detail: str, field: str | None = None, **headers: str
+) -> Response[bytes]:
+    return Response(
+        msgspec.json.encode(ErrorOut(status, code, detail, field)),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or None,
+    )
+
+
+def decode_error(exc: msgspec.DecodeError) -> ApiError:
+    if isinstance(exc, msgspec.ValidationError):
+        return ApiError(422, "invalid", str(exc), error_field(exc))
+    return ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}")
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return error_response(exc.status, exc.code, exc.detail, exc.field)
+
+
+def _invalid(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[bytes]:
+    return error_response(422, "invalid", exc.message, exc.field)
+
+
+def _conflict(_: Request[Any, Any, Any], exc: Conflict) -> Response[bytes]:
+    return error_response(409, exc.code, exc.message, exc.field)
+
+
+def _not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
+    return error_response(404, "not_found", exc.message)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    return error_response(exc.status_code, "http_error", exc.detail)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    _log.warning("dependency_unavailable", path=request.url.path, error=repr(exc))
+    return error_response(
+        503, "unavailable", "storage is unreachable; retry later", **{"Retry-After": "1"}
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    _log.exception("unhandled_error", path=request.url.path)
+    return error_response(500, "internal_error", "internal error")
+
+
+def exception_handlers(unavailable: tuple[type[Exception], ...]) -> ExceptionHandlersMap:
+    handlers: ExceptionHandlersMap = {
+        ApiError: _api_error,
+        InvalidInput: _invalid,
+        Conflict: _conflict,
+        NotFound: _not_found,
+        HTTPException: _http,
+    }
+    for kind in unavailable:
+        handlers[kind] = _unavailable
+    handlers[Exception] = _unexpected
+    return handlers

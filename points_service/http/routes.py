@@ -1,0 +1,173 @@
+"""API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
+field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import Parameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from points_service.http.convert import event_result, ledger_entry_out, points_out
+from points_service.http.errors import ApiError, decode_error, error_response
+from points_service.http.schemas import (
+    MAX_BATCH,
+    BatchIn,
+    BatchItem,
+    BatchOut,
+    ErrorOut,
+    EventResult,
+    LedgerOut,
+    PointsOut,
+    RedemptionOut,
+    ReversalOut,
+    RulesOut,
+    batch_decoder,
+    error_field,
+    event_decoder,
+    redemption_decoder,
+    reversal_decoder,
+)
+from points_service.runtime import Runtime
+from points_service.services.credit import Credited, Rejected
+
+AnyRequest = Request[Any, Any, Any]
+InformantPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+
+
+def _rt(request: AnyRequest) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise decode_error(exc) from None
+
+
+@post("/v1/events", status_code=200, summary="Record one event")
+async def record_event(request: AnyRequest, body: bytes) -> EventResult:
+    event = _decode(event_decoder, body)
+    return event_result(await _rt(request).credits.record(event))
+
+
+def _item(raw: msgspec.Raw) -> Any:
+    try:
+        return event_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejected(422, "invalid", error_field(exc), str(exc))
+
+
+@post("/v1/events/batch", status_code=200, summary="Record up to 1,000 events")
+async def record_batch(request: AnyRequest, body: bytes) -> BatchOut:
+    decoded = _decode(batch_decoder, body)
+    raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
+    if len(raws) > MAX_BATCH:
+        raise ApiError(422, "invalid", f"a batch holds at most {MAX_BATCH} events", "events")
+    results = await _rt(request).credits.record_batch([_item(r) for r in raws])
+    items: list[BatchItem] = []
+    accepted = 0
+    for index, r in enumerate(results):
+        if isinstance(r, Credited):
+            accepted += 1
+            items.append(BatchItem(index, 200, result=event_result(r)))
+        else:
+            error = ErrorOut(r.status, r.code, r.message, r.field, r.event_id)
+            items.append(BatchItem(index, r.status, error=error))
+    return BatchOut(items, accepted, len(items) - accepted)
+
+
+@get("/v1/informants/{informant_id:str}/points", summary="Balance, today and streak")
+async def informant_points(request: AnyRequest, informant_id: InformantPath) -> PointsOut:
+    return points_out(await _rt(request).accounts.points(informant_id))
+
+
+@get("/v1/informants/{informant_id:str}/ledger", summary="Ledger entries, newest first")
+async def informant_ledger(
+    request: AnyRequest,
+    informant_id: InformantPath,
+    cursor: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+) -> LedgerOut:
+    page = await _rt(request).accounts.ledger(informant_id, cursor, limit)
+    return LedgerOut(informant_id, [ledger_entry_out(e) for e in page.entries], page.next_cursor)
+
+
+@post(
+    "/v1/informants/{informant_id:str}/redemptions",
+    status_code=200,
+    summary="Spend points, once per redemption_id",
+)
+async def redeem(request: AnyRequest, informant_id: InformantPath, body: bytes) -> RedemptionOut:
+    data = _decode(redemption_decoder, body)
+    r = await _rt(request).accounts.redeem(informant_id, data.redemption_id, data.points, data.item)
+    return RedemptionOut(r.redemption_id, r.informant_id, r.points, r.item, r.balance, r.replayed)
+
+
+@post("/v1/events/{event_id:str}/reversal", status_code=200, summary="Claw back an event")
+async def reverse(request: AnyRequest, event_id: str, body: bytes) -> ReversalOut:
+    data = _decode(reversal_decoder, body or b"{}")
+    r = await _rt(request).accounts.reverse(event_id, data.reason)
+    return ReversalOut(r.event_id, r.informant_id, r.points, r.balance, r.replayed)
+
+
+def _rules_out(rt: Runtime) -> RulesOut:
+    current, last = rt.rules.current, rt.rules.last
+    return RulesOut(
+        version=current.version,
+        files=list(current.files),
+        rules=len(current.rules),
+        last_reload_ok=last.ok,
+        last_reload_at=last.at,
+        problems=list(last.problems),
+    )
+
+
+@get("/v1/admin/rules", summary="The live rule set")
+async def rules_status(request: AnyRequest) -> RulesOut:
+    return _rules_out(_rt(request))
+
+
+@post("/v1/admin/rules/reload", status_code=200, summary="Validate and swap in the rule files")
+async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
+    rt = _rt(request)
+    result = rt.rules.reload()
+    return Response(_rules_out(rt), status_code=200 if result.ok else 422)
+
+
+@get("/health/live", summary="The process answers")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", summary="Redis and the database answer")
+async def ready(request: AnyRequest) -> Response[bytes]:
+    rt = _rt(request)
+    try:
+        await rt.state.ping()
+        await rt.ledger.ping()
+    except Exception as exc:
+        return error_response(503, "not_ready", repr(exc), **{"Retry-After": "1"})
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@get("/metrics", summary="Prometheus exposition", include_in_schema=False)
+async def metrics(request: AnyRequest) -> Response[bytes]:
+    return Response(generate_latest(_rt(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [
+    record_event,
+    record_batch,
+    informant_points,
+    informant_ledger,
+    redeem,
+    reverse,
+    rules_status,
+    rules_reload,
+    live,
+    ready,
+    metrics,
+]

@@ -1,0 +1,82 @@
+"""The one provider of adapters and services, shared by the HTTP app, the CLI and tests."""
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from points_service.adapters.embedded_redis import EmbeddedRedis
+from points_service.adapters.metrics import Metrics
+from points_service.adapters.redis_state import RedisState
+from points_service.adapters.rule_files import load_rule_dir
+from points_service.adapters.sql.engine import create_engine, database_url, migrate
+from points_service.adapters.sql.ledger import SqlLedger
+from points_service.domain.calendar import Calendar
+from points_service.services.account import Accounts
+from points_service.services.credit import Credits
+from points_service.services.rulebook import RuleBook
+from points_service.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    ledger: SqlLedger
+    state: RedisState
+    rules: RuleBook
+    credits: Credits
+    accounts: Accounts
+    metrics: Metrics
+    embedded: EmbeddedRedis | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> "Runtime":
+        metrics = Metrics(registry or CollectorRegistry())
+        rules = RuleBook(lambda: load_rule_dir(settings.rules_dir), metrics)
+        embedded = None
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            redis_url = embedded.start()
+        redis = Redis.from_url(
+            redis_url, max_connections=256, socket_timeout=5, socket_connect_timeout=2
+        )
+        engine = create_engine(
+            database_url(settings.database_url, settings.data_dir),
+            pool_size=settings.db_pool_size,
+        )
+        await migrate(engine)
+        ledger = SqlLedger(engine, max_batch=5000)
+        ledger.on_batch = metrics.commit_observed
+        await ledger.start()
+        state = RedisState(
+            redis,
+            prefix=settings.redis_prefix,
+            day_ttl_seconds=int(settings.day_ttl.total_seconds()),
+            idem_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
+        )
+        calendar = Calendar.named(settings.timezone)
+        credits = Credits(state, ledger, rules, calendar, settings.grace, utc_now, metrics)
+        accounts = Accounts(state, ledger, calendar, utc_now)
+        return cls(
+            settings, redis, engine, ledger, state, rules, credits, accounts, metrics, embedded
+        )
+
+    async def stop(self) -> None:
+        await self.ledger.stop()
+        await self.redis.aclose()
+        await self.engine.dispose()
+        if self.embedded is not None:
+            self.embedded.stop()

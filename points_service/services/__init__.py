@@ -1,0 +1,1 @@
+"""Use cases. They talk to storage through the ports in `ports`, never to adapters."""

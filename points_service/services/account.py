@@ -1,0 +1,169 @@
+"""An informant's account: balance and today's progress, the ledger, spending, reversals."""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from points_service.domain.actions import ACTIONS
+from points_service.domain.calendar import Calendar, day_from_number
+from points_service.domain.ledger import LedgerEntry, RedemptionWrite, ReversalWrite, WriteStatus
+from points_service.domain.state import Overdraw
+from points_service.services.errors import Conflict, NotFound
+from points_service.services.ports import Ledger, StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class ActionToday:
+    count: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class PointsView:
+    informant_id: str
+    balance: int
+    earned: int
+    day: date
+    today: dict[str, ActionToday]
+    streak: int  # consecutive days up to today or yesterday; 0 once a day is missed
+    last_sign_in: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    redemption_id: str
+    informant_id: str
+    points: int
+    item: str
+    balance: int
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reversed:
+    event_id: str
+    informant_id: str
+    points: int
+    balance: int
+    replayed: bool
+
+
+def redemption_hash(informant_id: str, points: int, item: str) -> str:
+    return hashlib.blake2b(
+        f"{informant_id}\x1f{points}\x1f{item}".encode(), digest_size=12
+    ).hexdigest()
+
+
+class Accounts:
+    def __init__(
+        self,
+        state: StateStore,
+        ledger: Ledger,
+        calendar: Calendar,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._state = state
+        self._ledger = ledger
+        self._calendar = calendar
+        self._clock = clock
+
+    async def points(self, informant_id: str) -> PointsView:
+        today = self._calendar.day_number(self._clock())
+        snap = await self._state.snapshot(informant_id, today)
+        streak = snap.streak if snap.streak_day >= today - 1 else 0
+        return PointsView(
+            informant_id=informant_id,
+            balance=snap.balance,
+            earned=snap.earned,
+            day=day_from_number(today),
+            today={
+                a: ActionToday(snap.today.get("a:" + a, 0), snap.today.get("ap:" + a, 0))
+                for a in ACTIONS
+            },
+            streak=streak,
+            last_sign_in=day_from_number(snap.streak_day) if snap.streak_day else None,
+        )
+
+    async def ledger(self, informant_id: str, cursor: str | None, limit: int) -> LedgerPage:
+        before: int | None = None
+        if cursor is not None:
+            try:
+                before = int(cursor)
+            except ValueError:
+                raise NotFound(f"cursor {cursor!r} is not one this service issued") from None
+        entries = await self._ledger.entries(informant_id, before=before, limit=limit + 1)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return LedgerPage(entries, str(entries[-1].id) if more else None)
+
+    async def redeem(
+        self, informant_id: str, redemption_id: str, points: int, item: str
+    ) -> Redeemed:
+        body = redemption_hash(informant_id, points, item)
+        # Redis keeps redemption records for a while; the ledger keeps them for ever.
+        known = await self._ledger.entry("redemption", redemption_id)
+        if known is not None:
+            if known.informant_id != informant_id or known.body_hash != body:
+                raise Conflict(
+                    "redemption_id_reused",
+                    f"redemption_id {redemption_id!r} was already used for another redemption",
+                    field="redemption_id",
+                )
+            snap = await self._state.snapshot(informant_id, 0)
+            return Redeemed(redemption_id, informant_id, points, item, snap.balance, True)
+        result = await self._state.redeem(informant_id, redemption_id, points, body)
+        if isinstance(result, Overdraw):
+            raise Conflict(
+                "insufficient_balance",
+                f"balance {result.balance} is less than {points}",
+                field="points",
+            )
+        spend, replayed = result
+        if spend.h != body:
+            raise Conflict(
+                "redemption_id_reused",
+                f"redemption_id {redemption_id!r} was already used for another redemption",
+                field="redemption_id",
+            )
+        [status] = await self._ledger.commit(
+            [RedemptionWrite(informant_id, redemption_id, points, item, body, self._clock())]
+        )
+        return Redeemed(
+            redemption_id,
+            informant_id,
+            points,
+            item,
+            spend.b,
+            replayed or status is WriteStatus.EXISTING,
+        )
+
+    async def reverse(self, event_id: str, reason: str) -> Reversed:
+        record = await self._ledger.event(event_id)
+        if record is None:
+            raise NotFound(f"no recorded event {event_id!r}")
+        clawback, replayed = await self._state.reverse(record.informant_id, event_id, record.points)
+        [status] = await self._ledger.commit(
+            [
+                ReversalWrite(
+                    event_id,
+                    record.informant_id,
+                    record.points,
+                    reason,
+                    self._clock(),
+                )
+            ]
+        )
+        return Reversed(
+            event_id,
+            record.informant_id,
+            clawback.p,
+            clawback.b,
+            replayed or status is WriteStatus.EXISTING,
+        )

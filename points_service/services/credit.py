@@ -1,0 +1,179 @@
+"""Record events: judge them against the live rules, apply atomically, commit durably."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from points_service.domain.calendar import Calendar, day_from_number
+from points_service.domain.engine import Decision, EventPlan, Line, plan_event
+from points_service.domain.events import Event, EventInvalid, check_event
+from points_service.domain.ledger import CreditWrite, WriteStatus
+from points_service.services.errors import Conflict, InvalidInput
+from points_service.services.ports import Ledger, NullObserver, Observer, StateStore
+from points_service.services.rulebook import RuleBook
+
+
+@dataclass(frozen=True, slots=True)
+class Credited:
+    event_id: str
+    informant_id: str
+    action: str
+    points: int
+    balance: int
+    lines: list[Line]
+    replayed: bool
+    dry_run: bool
+    counters: dict[str, int]
+    streak: int
+    rule_version: str
+    day: date
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One batch item refused in place; `status` is what the single-event API answers."""
+
+    status: int
+    code: str
+    field: str | None
+    message: str
+    event_id: str | None = None
+
+
+def _credited(event: Event, decision: Decision, replayed: bool) -> Credited:
+    return Credited(
+        event_id=event.event_id,
+        informant_id=event.informant_id,
+        action=event.action,
+        points=decision.p,
+        balance=decision.b,
+        lines=decision.l,
+        replayed=replayed,
+        dry_run=event.dry_run,
+        counters=decision.counters(),
+        streak=decision.sk,
+        rule_version=decision.v,
+        day=day_from_number(decision.day),
+        late=decision.late,
+    )
+
+
+def _outcome(decision: Decision) -> str:
+    if decision.late:
+        return "late"
+    if decision.p > 0:
+        return "credited"
+    return decision.l[0].reason if decision.l else "no_points"
+
+
+def _reused(event_id: str) -> Conflict:
+    return Conflict(
+        "event_id_reused",
+        f"event_id {event_id!r} was already used for a different event",
+        field="event_id",
+    )
+
+
+class Credits:
+    def __init__(
+        self,
+        state: StateStore,
+        ledger: Ledger,
+        rules: RuleBook,
+        calendar: Calendar,
+        grace: timedelta,
+        clock: Callable[[], datetime],
+        observer: Observer | None = None,
+    ) -> None:
+        self._state = state
+        self._ledger = ledger
+        self._rules = rules
+        self._calendar = calendar
+        self._grace = grace
+        self._clock = clock
+        self._observer = observer or NullObserver()
+
+    def _plan(self, event: Event, now: datetime, replaying: bool) -> EventPlan:
+        if not replaying:
+            try:
+                check_event(event, now)
+            except EventInvalid as exc:
+                raise InvalidInput(exc.field, exc.message) from None
+        return plan_event(
+            event, self._rules.current, self._calendar, now, self._grace, replaying=replaying
+        )
+
+    async def record(self, event: Event, *, replaying: bool = False) -> Credited:
+        """One event. Raises InvalidInput (422) or Conflict (409)."""
+        now = self._clock()
+        plan = self._plan(event, now, replaying)
+        [applied] = await self._state.apply(event.informant_id, [plan])
+        if applied.decision.h != plan.h:
+            raise _reused(event.event_id)
+        replayed = applied.replayed
+        if not plan.dry:
+            # A replay commits too: the first delivery may have died before its commit.
+            [status] = await self._ledger.commit(
+                [CreditWrite(event, applied.decision, now, imported=replaying)]
+            )
+            if status is WriteStatus.CONFLICT:
+                raise _reused(event.event_id)
+            replayed = replayed or status is WriteStatus.EXISTING
+            if not replayed:
+                self._observer.event_judged(
+                    event.action, _outcome(applied.decision), applied.decision.p
+                )
+        return _credited(event, applied.decision, replayed)
+
+    async def record_batch(
+        self, items: Sequence[Event | Rejected], *, replaying: bool = False
+    ) -> list[Credited | Rejected]:
+        """Many events; each valid one is credited, each invalid one is answered in place.
+
+        Redis sees one script call per informant, all pipelined; the ledger commits the
+        whole batch in one transaction.
+        """
+        now = self._clock()
+        results: list[Credited | Rejected | None] = [None] * len(items)
+        groups: dict[str, list[tuple[int, Event, EventPlan]]] = {}
+        for position, item in enumerate(items):
+            if isinstance(item, Rejected):
+                results[position] = item
+                continue
+            try:
+                plan = self._plan(item, now, replaying)
+            except InvalidInput as exc:
+                results[position] = Rejected(422, "invalid", exc.field, exc.message, item.event_id)
+                continue
+            groups.setdefault(item.informant_id, []).append((position, item, plan))
+        applied = await self._state.apply_groups(
+            {informant: [p for _, _, p in group] for informant, group in groups.items()}
+        )
+        writes: list[CreditWrite] = []
+        pending: list[tuple[int, Event, Decision, bool]] = []
+        for informant, group in groups.items():
+            for (position, event, plan), result in zip(group, applied[informant], strict=True):
+                if result.decision.h != plan.h:
+                    conflict = _reused(event.event_id)
+                    results[position] = Rejected(
+                        409, conflict.code, "event_id", conflict.message, event.event_id
+                    )
+                elif plan.dry:
+                    results[position] = _credited(event, result.decision, result.replayed)
+                else:
+                    writes.append(CreditWrite(event, result.decision, now, imported=replaying))
+                    pending.append((position, event, result.decision, result.replayed))
+        statuses = await self._ledger.commit(writes) if writes else []
+        for (position, event, decision, replay), status in zip(pending, statuses, strict=True):
+            if status is WriteStatus.CONFLICT:
+                conflict = _reused(event.event_id)
+                results[position] = Rejected(
+                    409, conflict.code, "event_id", conflict.message, event.event_id
+                )
+                continue
+            replayed = replay or status is WriteStatus.EXISTING
+            if not replayed:
+                self._observer.event_judged(event.action, _outcome(decision), decision.p)
+            results[position] = _credited(event, decision, replayed)
+        return [r for r in results if r is not None]

@@ -1,0 +1,89 @@
+"""Settings, read once and explicitly from an environment mapping: `load_settings(os.environ)`.
+
+Nothing reads the environment at import time, so tests build their own settings.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    data_dir: Path = Path("var")
+    redis_url: str | None = None  # None: start the embedded Redis in data_dir
+    redis_prefix: str = "ps"
+    database_url: str | None = None  # None: SQLite file in data_dir
+    rules_dir: Path = Path("rules")
+    timezone: str = "Asia/Shanghai"
+    grace: timedelta = timedelta(hours=72)
+    log_level: str = "INFO"
+    log_format: str = "auto"  # auto (console on a terminal, JSON otherwise) | json | console
+    access_log: bool = True
+    db_pool_size: int = 10
+    max_batch: int = 1000
+
+    @property
+    def idempotency_ttl(self) -> timedelta:
+        """How long Redis keeps an event's decision; the SQL ledger keeps it for ever."""
+        return self.grace + timedelta(days=1)
+
+    @property
+    def day_ttl(self) -> timedelta:
+        """Day counters outlive the last day on which an event may still count."""
+        return self.grace + timedelta(days=2)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low:
+        raise SettingsError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    log_format = environ.get("POINTS_LOG_FORMAT", "auto")
+    if log_format not in {"auto", "json", "console"}:
+        raise SettingsError(f"POINTS_LOG_FORMAT must be auto, json or console, got {log_format!r}")
+    return Settings(
+        host=environ.get("POINTS_HOST", "127.0.0.1"),
+        port=_int(environ, "POINTS_PORT", 8000),
+        workers=_int(environ, "POINTS_WORKERS", 1, low=1),
+        data_dir=Path(environ.get("POINTS_DATA_DIR", "var")),
+        redis_url=environ.get("REDIS_URL") or None,
+        redis_prefix=environ.get("POINTS_REDIS_PREFIX", "ps"),
+        database_url=environ.get("DATABASE_URL") or None,
+        rules_dir=Path(environ.get("POINTS_RULES_DIR", "rules")),
+        timezone=environ.get("POINTS_TIMEZONE", "Asia/Shanghai"),
+        grace=timedelta(hours=_int(environ, "POINTS_GRACE_HOURS", 72)),
+        log_level=environ.get("POINTS_LOG_LEVEL", "INFO").upper(),
+        log_format=log_format,
+        access_log=_bool(environ, "POINTS_ACCESS_LOG", True),
+        db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
+        max_batch=_int(environ, "POINTS_MAX_BATCH", 1000, low=1),
+    )
