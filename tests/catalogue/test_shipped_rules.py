@@ -1,0 +1,41 @@
+"""Every shipped rule file loads, and the defaults are exactly PRODUCT.md's table."""
+
+from pathlib import Path
+
+from points_service.adapters.rule_files import load_rule_dir
+from points_service.cli import main
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+
+def test_shipped_rules_are_the_product_defaults() -> None:
+    rules = load_rule_dir(RULES_DIR)
+    table = {
+        r.id: (r.action, r.points, r.daily_points_cap, r.distinct.by if r.distinct else None)
+        for r in rules.rules
+    }
+    assert table == {
+        "login": ("login", 1, None, []),
+        "sign_in": ("sign_in", 5, None, []),
+        "browse": ("browse", 1, 10, ["content_id"]),
+        "share": ("share", 2, 20, ["content_id"]),
+        "share_view": ("share_view", 1, 30, ["share_id", "viewer_id"]),
+        "post": ("post", 3, 9, ["content_id"]),
+        "like": ("like", 1, 5, ["content_id"]),
+    }
+    by_id = {r.id: r for r in rules.rules}
+    streak = by_id["sign_in"].streak
+    assert streak is not None
+    assert [(m.days, m.bonus) for m in streak.milestones] == [(7, 10), (30, 30), (100, 100), (365, 365)]
+    assert by_id["sign_in"].today_only
+    assert by_id["share_view"].distinct is not None and by_id["share_view"].distinct.within == "ever"
+    assert by_id["share_view"].exclude_self is not None
+    assert by_id["share_view"].exclude_self.reason == "self_view"
+    assert [f.factor for f in rules.featured] == [2]
+    assert {c for r in rules.rules for c in r.counts} == {"shares", "share_views", "posts"}
+
+
+def test_rules_check_command(tmp_path: Path, capsys: object) -> None:
+    assert main(["rules", "check", str(RULES_DIR)]) == 0
+    (tmp_path / "bad.toml").write_text('[[rules]]\nid = "x"\naction = "login"\npoints = -3\n')
+    assert main(["rules", "check", str(tmp_path)]) == 1

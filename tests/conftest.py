@@ -1,0 +1,86 @@
+"""Real components only: Redis at REDIS_URL, PostgreSQL at PG_ADMIN_URL, SQLite files.
+
+Each run gets its own Redis key prefix and its own PostgreSQL database, so runs do not
+collide; both are removed at the end.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from points_service.http.app import create_app
+from points_service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+RUN = uuid.uuid4().hex[:8]
+BACKENDS = ["sqlite", "postgres"]
+
+
+def unique(label: str = "x") -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def redis_prefix_root() -> Iterator[str]:
+    root = f"pstest{RUN}"
+    yield root
+    client = Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{root}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.unlink(*keys[start : start + 500])
+    client.close()
+
+
+async def _admin(statement: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"points_test_{RUN}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=REDIS_URL,
+        redis_prefix=f"{redis_prefix_root}:{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        rules_dir=ROOT / "rules",
+        log_format="json",
+        log_level="WARNING",
+        access_log=False,
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
+    if request.param == "postgres":
+        return replace(base_settings, database_url=request.getfixturevalue("postgres_url"))
+    return base_settings
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    app = create_app(settings, CollectorRegistry())
+    async with AsyncTestClient(app, timeout=60) as c:
+        yield c
