@@ -20,8 +20,9 @@ function setup(thread)
   thread:set("tid", #threads)
 end
 
--- Read back by done() through thread:get, so global.
-stats = { ok = 0, events = 0, rejected = 0, unparsed = 0, non2xx = {} }
+-- Read back by done() through thread:get, so global, and flat: wrk 4.1 crashes copying a
+-- nested table. Non-2xx answers are counted under "http_<status>".
+stats = { ok = 0, events = 0, rejected = 0, unparsed = 0 }
 
 local mode, tag, informants, contents, batch
 local actions, total_weight = {}, 0
@@ -94,8 +95,8 @@ end
 
 function response(status, headers, body)
   if status < 200 or status > 299 then
-    local key = tostring(status)
-    stats.non2xx[key] = (stats.non2xx[key] or 0) + 1
+    local key = "http_" .. status
+    stats[key] = (stats[key] or 0) + 1
     stats.sample = stats.sample or body
     return
   end
@@ -131,8 +132,11 @@ function done(summary, latency, requests)
     for k in pairs(total) do
       total[k] = total[k] + s[k]
     end
-    for status, n in pairs(s.non2xx) do
-      statuses[status] = (statuses[status] or 0) + n
+    for key, n in pairs(s) do
+      local status = string.match(key, "^http_(%d+)$")
+      if status then
+        statuses[status] = (statuses[status] or 0) + n
+      end
     end
     sample, item = sample or s.sample, item or s.item
   end

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import Parameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from points_service.http.convert import event_result, ledger_entry_out, points_out
@@ -48,7 +48,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
 
 
 @post("/v1/events", status_code=200, summary="Record one event")
-async def record_event(request: AnyRequest, body: bytes) -> EventResult:
+async def record_event(request: AnyRequest, body: RawBody) -> EventResult:
     event = _decode(event_decoder, body)
     return event_result(await _rt(request).credits.record(event))
 
@@ -61,7 +61,7 @@ def _item(raw: msgspec.Raw) -> Any:
 
 
 @post("/v1/events/batch", status_code=200, summary="Record up to 1,000 events")
-async def record_batch(request: AnyRequest, body: bytes) -> BatchOut:
+async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
     decoded = _decode(batch_decoder, body)
     raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
     if len(raws) > MAX_BATCH:
@@ -100,14 +100,14 @@ async def informant_ledger(
     status_code=200,
     summary="Spend points, once per redemption_id",
 )
-async def redeem(request: AnyRequest, informant_id: InformantPath, body: bytes) -> RedemptionOut:
+async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody) -> RedemptionOut:
     data = _decode(redemption_decoder, body)
     r = await _rt(request).accounts.redeem(informant_id, data.redemption_id, data.points, data.item)
     return RedemptionOut(r.redemption_id, r.informant_id, r.points, r.item, r.balance, r.replayed)
 
 
 @post("/v1/events/{event_id:str}/reversal", status_code=200, summary="Claw back an event")
-async def reverse(request: AnyRequest, event_id: str, body: bytes) -> ReversalOut:
+async def reverse(request: AnyRequest, event_id: str, body: RawBody) -> ReversalOut:
     data = _decode(reversal_decoder, body or b"{}")
     r = await _rt(request).accounts.reverse(event_id, data.reason)
     return ReversalOut(r.event_id, r.informant_id, r.points, r.balance, r.replayed)

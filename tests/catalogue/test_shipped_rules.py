@@ -26,9 +26,16 @@ def test_shipped_rules_are_the_product_defaults() -> None:
     by_id = {r.id: r for r in rules.rules}
     streak = by_id["sign_in"].streak
     assert streak is not None
-    assert [(m.days, m.bonus) for m in streak.milestones] == [(7, 10), (30, 30), (100, 100), (365, 365)]
+    assert [(m.days, m.bonus) for m in streak.milestones] == [
+        (7, 10),
+        (30, 30),
+        (100, 100),
+        (365, 365),
+    ]
     assert by_id["sign_in"].today_only
-    assert by_id["share_view"].distinct is not None and by_id["share_view"].distinct.within == "ever"
+    assert (
+        by_id["share_view"].distinct is not None and by_id["share_view"].distinct.within == "ever"
+    )
     assert by_id["share_view"].exclude_self is not None
     assert by_id["share_view"].exclude_self.reason == "self_view"
     assert [f.factor for f in rules.featured] == [2]

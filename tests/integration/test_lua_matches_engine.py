@@ -40,8 +40,10 @@ async def test_lua_equals_reference(
 ) -> None:
     client = Redis.from_url(REDIS_URL)
     store = RedisState(
-        client, prefix=f"{redis_prefix_root}:eq{uuid.uuid4().hex[:8]}",
-        day_ttl_seconds=3600, idem_ttl_seconds=3600,
+        client,
+        prefix=f"{redis_prefix_root}:eq{uuid.uuid4().hex[:8]}",
+        day_ttl_seconds=3600,
+        idem_ttl_seconds=3600,
     )
     model = InformantState()
     sent: list[Event] = []
@@ -53,8 +55,12 @@ async def test_lua_equals_reference(
                 sent[-resend]
                 if resend and len(sent) >= resend
                 else Event(
-                    event_id=f"e{n}", informant_id="u1", action=action,  # type: ignore[arg-type]
-                    occurred_at=at, dry_run=dry, **fields,
+                    event_id=f"e{n}",
+                    informant_id="u1",
+                    action=action,  # type: ignore[arg-type]
+                    occurred_at=at,
+                    dry_run=dry,
+                    **fields,
                 )
             )
             sent.append(event)
@@ -75,7 +81,10 @@ async def test_lua_equals_reference(
             assert [(g.decision, g.replayed) for g in got_all] == [(e, r) for _, e, r in batch]
         snap = await store.snapshot("u1", 0)
         assert (snap.balance, snap.earned, snap.streak, snap.streak_day) == (
-            model.balance, model.earned, model.streak, model.streak_day
+            model.balance,
+            model.earned,
+            model.streak,
+            model.streak_day,
         )
     finally:
         await client.aclose()

@@ -50,7 +50,9 @@ sequences = st.lists(
 
 @given(sequences)
 @settings(max_examples=150, deadline=None)
-def test_caps_never_exceeded_and_lines_add_up(steps: list[tuple[tuple[str, dict[str, str]], int]]) -> None:
+def test_caps_never_exceeded_and_lines_add_up(
+    steps: list[tuple[tuple[str, dict[str, str]], int]],
+) -> None:
     state = InformantState()
     paid: dict[tuple[int, str], int] = {}
     for n, ((action, fields), minutes) in enumerate(sorted(steps, key=lambda s: s[1])):
@@ -64,7 +66,10 @@ def test_caps_never_exceeded_and_lines_add_up(steps: list[tuple[tuple[str, dict[
                 cap = CAPS[line.rule]
                 assert cap is None or paid[key] <= cap
     assert state.balance == sum(paid.values()) + sum(
-        line.points for dec in state.decisions.values() for line in dec.l if ".streak_" in (line.rule or "")
+        line.points
+        for dec in state.decisions.values()
+        for line in dec.l
+        if ".streak_" in (line.rule or "")
     )
 
 
@@ -99,7 +104,10 @@ def test_cap_cuts_the_award_short_and_reports_daily_cap() -> None:
     state = InformantState()
     points = [judge(state, event(n, "post", START, content_id=f"p{n}")).l[0] for n in range(4)]
     assert [(x.points, x.reason) for x in points] == [
-        (3, "credited"), (3, "credited"), (3, "credited"), (0, "daily_cap")
+        (3, "credited"),
+        (3, "credited"),
+        (3, "credited"),
+        (0, "daily_cap"),
     ]
     state = InformantState()
     for n in range(9):
@@ -126,7 +134,10 @@ def test_share_view_self_and_forever_dedup() -> None:
     )
     other = judge(state, event(4, "share_view", START, share_id="s2", viewer_id="v1"))
     assert [(d.p, d.l[0].reason) for d in (own, first, later, other)] == [
-        (0, "self_view"), (1, "credited"), (0, "duplicate"), (1, "credited")
+        (0, "self_view"),
+        (1, "credited"),
+        (0, "duplicate"),
+        (1, "credited"),
     ]
     assert [d.c[1] for d in (own, first, later, other)] == [0, 1, 0, 1]
 
@@ -157,7 +168,10 @@ def test_streak_milestones() -> None:
     assert decisions[-1].sk == 366
 
 
-@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 1)), st.integers(2, 40))
+@given(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 1)),
+    st.integers(2, 40),
+)
 @settings(max_examples=100, deadline=None)
 def test_streak_crosses_month_and_year_ends(start: datetime, days: int) -> None:
     decisions = sign_ins(days, start.replace(tzinfo=UTC))
@@ -177,12 +191,22 @@ def test_streak_follows_the_shanghai_midnight_not_utc() -> None:
 def test_a_missed_day_restarts_the_streak() -> None:
     state = InformantState()
     at = datetime(2026, 11, 1, 2, tzinfo=UTC)
-    streaks = [judge(state, event(n, "sign_in", at + timedelta(days=d))).sk for n, d in enumerate([0, 1, 3, 4])]
+    streaks = [
+        judge(state, event(n, "sign_in", at + timedelta(days=d))).sk
+        for n, d in enumerate([0, 1, 3, 4])
+    ]
     assert streaks == [1, 2, 1, 2]
 
 
 def test_dry_run_changes_nothing() -> None:
     state = InformantState()
-    e = Event(event_id="d1", informant_id="u1", action="browse", occurred_at=START, content_id="c1", dry_run=True)
+    e = Event(
+        event_id="d1",
+        informant_id="u1",
+        action="browse",
+        occurred_at=START,
+        content_id="c1",
+        dry_run=True,
+    )
     d = judge(state, e)
     assert d.p == 1 and state.balance == 0 and not state.decisions and not state.days.get(d.day)

@@ -33,7 +33,10 @@ def test_a_good_file_builds_with_a_content_hash_version() -> None:
         (GOOD.replace(b"points = 1", b"points = -1"), "a.toml: rule 'browse': field `points`"),
         (GOOD.replace(b"points = 1", b'points = "one"'), "a.toml: rule 'browse': field `points`"),
         (GOOD.replace(b"points = 1", b"points = 1\nbonus = 2"), "unknown field `bonus`"),
-        (GOOD.replace(b'action = "browse"', b'action = "dance"'), "a.toml: rule 'browse': field `action`"),
+        (
+            GOOD.replace(b'action = "browse"', b'action = "dance"'),
+            "a.toml: rule 'browse': field `action`",
+        ),
         (GOOD.replace(b'by = ["content_id"]', b'by = ["viewer_id"]'), "field `distinct.by`"),
         (b"[[rules]\nid=", "a.toml: not TOML"),
     ],
