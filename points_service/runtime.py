@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import load_rule_dir
-from points_service.adapters.sql.engine import create_engine, database_url, migrate
-from points_service.adapters.sql.ledger import SqlLedger
+from points_service.adapters.sql.engine import database_url
+from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
 from points_service.services.credit import Credits
@@ -29,7 +28,6 @@ def utc_now() -> datetime:
 class Runtime:
     settings: Settings
     redis: Redis
-    engine: AsyncEngine
     ledger: SqlLedger
     state: RedisState
     rules: RuleBook
@@ -53,14 +51,12 @@ class Runtime:
         redis = Redis.from_url(
             redis_url, max_connections=256, socket_timeout=5, socket_connect_timeout=2
         )
-        engine = create_engine(
+        ledger = await open_ledger(
             database_url(settings.database_url, settings.data_dir),
             pool_size=settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
         )
-        await migrate(engine)
-        ledger = SqlLedger(engine, max_batch=5000)
         ledger.on_batch = metrics.commit_observed
-        await ledger.start()
         state = RedisState(
             redis,
             prefix=settings.redis_prefix,
@@ -70,13 +66,10 @@ class Runtime:
         calendar = Calendar.named(settings.timezone)
         credits = Credits(state, ledger, rules, calendar, settings.grace, utc_now, metrics)
         accounts = Accounts(state, ledger, calendar, utc_now)
-        return cls(
-            settings, redis, engine, ledger, state, rules, credits, accounts, metrics, embedded
-        )
+        return cls(settings, redis, ledger, state, rules, credits, accounts, metrics, embedded)
 
     async def stop(self) -> None:
         await self.ledger.stop()
         await self.redis.aclose()
-        await self.engine.dispose()
         if self.embedded is not None:
             self.embedded.stop()

@@ -29,7 +29,7 @@ class Settings:
     log_format: str = "auto"  # auto (console on a terminal, JSON otherwise) | json | console
     access_log: bool = True
     db_pool_size: int = 10
-    max_batch: int = 1000
+    sqlite_synchronous: str = "NORMAL"  # NORMAL survives a killed process; FULL power loss
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -70,6 +70,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     log_format = environ.get("POINTS_LOG_FORMAT", "auto")
     if log_format not in {"auto", "json", "console"}:
         raise SettingsError(f"POINTS_LOG_FORMAT must be auto, json or console, got {log_format!r}")
+    sqlite_synchronous = environ.get("POINTS_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+    if sqlite_synchronous not in {"NORMAL", "FULL"}:
+        raise SettingsError(
+            f"POINTS_SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {sqlite_synchronous!r}"
+        )
     return Settings(
         host=environ.get("POINTS_HOST", "127.0.0.1"),
         port=_int(environ, "POINTS_PORT", 8000),
@@ -85,5 +90,5 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_format=log_format,
         access_log=_bool(environ, "POINTS_ACCESS_LOG", True),
         db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
-        max_batch=_int(environ, "POINTS_MAX_BATCH", 1000, low=1),
+        sqlite_synchronous=sqlite_synchronous,
     )

@@ -23,17 +23,21 @@ def database_url(url: str | None, data_dir: Path) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
+) -> AsyncEngine:
+    if sqlite_synchronous not in {"NORMAL", "FULL"}:
+        raise ValueError("sqlite_synchronous must be NORMAL or FULL")
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # WAL lets readers run beside the one writer; FULL makes a commit survive
-            # power loss as well as a killed process (group commit pays one fsync a batch).
+            # WAL lets readers run beside the one writer. NORMAL: a commit survives the
+            # process being killed; FULL: also power loss (one more fsync a commit).
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

@@ -13,13 +13,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import Table, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from points_service.adapters.sql.credit_writers import (
+    CreditWriter,
+    PostgresCreditWriter,
+    SqliteCreditWriter,
+)
+from points_service.adapters.sql.engine import create_engine, migrate
 from points_service.adapters.sql.tables import balances, events, ledger_entries
-from points_service.domain.calendar import day_from_number
 from points_service.domain.ledger import (
     Balance,
     CreditWrite,
@@ -35,8 +39,9 @@ _Pending = tuple[Write, "asyncio.Future[WriteStatus]"]
 
 
 class SqlLedger:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 5000) -> None:
+    def __init__(self, engine: AsyncEngine, writer: CreditWriter, *, max_batch: int = 5000) -> None:
         self._engine = engine
+        self._writer = writer
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -64,6 +69,8 @@ class SqlLedger:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._writer.close()
+        await self._engine.dispose()
 
     async def commit(self, writes: Sequence[Write]) -> list[WriteStatus]:
         """Durably write; returns when the transaction holding these writes committed."""
@@ -101,62 +108,33 @@ class SqlLedger:
         credits = [w for w in writes if isinstance(w, CreditWrite)]
         others = [w for w in writes if not isinstance(w, CreditWrite)]
         now = datetime.now(UTC)
-        async with self._engine.begin() as conn:
-            credit_status = iter(await self._write_credits(conn, credits, now) if credits else [])
-            other_status = await self._write_entries(conn, others, now) if others else {}
+        credit_status = iter(await self._write_credits(credits, now) if credits else [])
+        other_status = {}
+        if others:
+            async with self._engine.begin() as conn:
+                other_status = await self._write_entries(conn, others, now)
         return [
             next(credit_status) if isinstance(w, CreditWrite) else other_status[_entry_key(w)]
             for w in writes
         ]
 
     async def _write_credits(
-        self, conn: AsyncConnection, credits: Sequence[CreditWrite], now: datetime
+        self, credits: Sequence[CreditWrite], now: datetime
     ) -> list[WriteStatus]:
         unique: dict[str, CreditWrite] = {}
         for w in credits:
             unique.setdefault(w.event.event_id, w)
-        rows = [_event_row(w) for w in unique.values()]
-        stmt = self._insert(events).on_conflict_do_nothing(index_elements=["event_id"])
-        inserted = {r[0] for r in await conn.execute(stmt.returning(events.c.event_id), rows)}
-        status = dict.fromkeys(inserted, WriteStatus.INSERTED)
-        missing = [eid for eid in unique if eid not in inserted]
-        if missing:
-            query = select(events.c.event_id, events.c.body_hash).where(
-                events.c.event_id.in_(missing)
-            )
-            known = {row[0]: row[1] for row in await conn.execute(query)}
-            for eid in missing:
-                same = known.get(eid) == unique[eid].decision.h
-                status[eid] = WriteStatus.EXISTING if same else WriteStatus.CONFLICT
-        entries: list[dict[str, Any]] = [
-            {
-                "informant_id": w.event.informant_id,
-                "kind": "credit",
-                "ref_id": w.event.event_id,
-                "points": w.decision.p,
-                "day": day_from_number(w.decision.day),
-                "created_at": now,
-                "rule_version": w.decision.v,
-                "detail": w.event.action,
-                "body_hash": None,
-            }
-            for eid, w in unique.items()
-            if eid in inserted and w.decision.p != 0
-        ]
-        if entries:
-            await conn.execute(self._insert(ledger_entries), entries)
-            deltas: dict[str, tuple[int, int, int]] = {}
-            for e in entries:
-                b, earned, spent = deltas.get(e["informant_id"], (0, 0, 0))
-                deltas[e["informant_id"]] = (b + e["points"], earned + e["points"], spent)
-            await self._add_balances(conn, deltas, now)
-        # A second write of one event id in the same batch is a replay of the first, or a
-        # conflict when its body differs.
+        inserted, known = await self._writer.write(list(unique.values()), now)
         result = []
         for w in credits:
             first = unique[w.event.event_id]
-            if w is first:
-                result.append(status[w.event.event_id])
+            if w is first and w.event.event_id in inserted:
+                result.append(WriteStatus.INSERTED)
+            elif w is first:
+                same = known.get(w.event.event_id) == w.decision.h
+                result.append(WriteStatus.EXISTING if same else WriteStatus.CONFLICT)
+            # A second write of one event id in the same batch is a replay of the first,
+            # or a conflict when its body differs.
             elif w.decision.h != first.decision.h:
                 result.append(WriteStatus.CONFLICT)
             else:
@@ -307,34 +285,6 @@ def _entry_row(w: RedemptionWrite | ReversalWrite, now: datetime) -> dict[str, A
     }
 
 
-_encode = msgspec.json.encode
-
-
-def _event_row(w: CreditWrite) -> dict[str, Any]:
-    e, d = w.event, w.decision
-    return {
-        "event_id": e.event_id,
-        "informant_id": e.informant_id,
-        "action": e.action,
-        "occurred_at": e.occurred_at,
-        "received_at": w.received_at,
-        "day": day_from_number(d.day),
-        "content_id": e.content_id,
-        "share_id": e.share_id,
-        "viewer_id": e.viewer_id,
-        "attributes": e.attributes or None,
-        "body_hash": d.h,
-        "points": d.p,
-        "shares": d.c[0],
-        "share_views": d.c[1],
-        "posts": d.c[2],
-        "late": d.late,
-        "imported": w.imported,
-        "rule_version": d.v,
-        "decision": _encode(d),
-    }
-
-
 def _entry(row: Any) -> LedgerEntry:
     return LedgerEntry(
         id=row["id"],
@@ -348,3 +298,21 @@ def _entry(row: Any) -> LedgerEntry:
         detail=row["detail"],
         body_hash=row["body_hash"],
     )
+
+
+async def open_ledger(
+    url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
+) -> SqlLedger:
+    """Migrate the schema to head and start a ledger on `url`."""
+    engine = create_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
+    await migrate(engine)
+    writer: CreditWriter
+    if engine.dialect.name == "postgresql":
+        writer = PostgresCreditWriter(engine)
+    else:
+        path = engine.url.database
+        assert path, "an SQLite ledger needs a file"
+        writer = SqliteCreditWriter(path, synchronous=sqlite_synchronous)
+    ledger = SqlLedger(engine, writer)
+    await ledger.start()
+    return ledger
