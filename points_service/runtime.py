@@ -70,6 +70,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.ledger.stop()
+        await self.state.close()
         await self.redis.aclose()
         if self.embedded is not None:
             self.embedded.stop()

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
@@ -35,9 +36,10 @@ class RedisState:
         self._prefix = prefix
         self._day_ttl = day_ttl_seconds
         self._idem_ttl = idem_ttl_seconds
-        self._apply = client.register_script(_LUA.joinpath("apply.lua").read_text())
-        self._redeem = client.register_script(_LUA.joinpath("redeem.lua").read_text())
-        self._reverse = client.register_script(_LUA.joinpath("reverse.lua").read_text())
+        self._scripts = ScriptPipeline(client)
+        self._apply = self._scripts.register(_LUA.joinpath("apply.lua").read_text())
+        self._redeem = self._scripts.register(_LUA.joinpath("redeem.lua").read_text())
+        self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())
 
     def _tag(self, informant_id: str) -> str:
         return f"{self._prefix}:{{{informant_id}}}"
@@ -65,18 +67,17 @@ class RedisState:
 
     async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
         keys, arg = self._call(informant_id, plans)
-        raw = await self._apply(keys=keys, args=[arg])
-        return self._results(raw)
+        return self._results(await self._scripts.call(self._apply, keys, [arg]))
 
     async def apply_groups(
         self, groups: Mapping[str, Sequence[EventPlan]]
     ) -> dict[str, list[Applied]]:
         """One script call per informant, all in one pipelined round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for informant_id, plans in groups.items():
-                keys, arg = self._call(informant_id, plans)
-                await self._apply(keys=keys, args=[arg], client=pipe)
-            raw = await pipe.execute()
+        calls = []
+        for informant_id, plans in groups.items():
+            keys, arg = self._call(informant_id, plans)
+            calls.append((self._apply, keys, [arg]))
+        raw = await self._scripts.call_many(calls)
         return {
             informant_id: self._results(result)
             for informant_id, result in zip(groups, raw, strict=True)
@@ -86,9 +87,10 @@ class RedisState:
         self, informant_id: str, redemption_id: str, points: int, body_hash: str
     ) -> tuple[Spend, bool] | Overdraw:
         tag = self._tag(informant_id)
-        flag, body = await self._redeem(
-            keys=[f"{tag}:s", f"{tag}:r:{redemption_id}"],
-            args=[points, body_hash, self._idem_ttl],
+        flag, body = await self._scripts.call(
+            self._redeem,
+            [f"{tag}:s", f"{tag}:r:{redemption_id}"],
+            [points, body_hash, self._idem_ttl],
         )
         if flag == 2:
             return Overdraw(int(body))
@@ -96,8 +98,8 @@ class RedisState:
 
     async def reverse(self, informant_id: str, event_id: str, points: int) -> tuple[Clawback, bool]:
         tag = self._tag(informant_id)
-        flag, body = await self._reverse(
-            keys=[f"{tag}:s", f"{tag}:v:{event_id}"], args=[points, self._idem_ttl]
+        flag, body = await self._scripts.call(
+            self._reverse, [f"{tag}:s", f"{tag}:v:{event_id}"], [points, self._idem_ttl]
         )
         return _clawback.decode(body), flag == 1
 
@@ -117,3 +119,6 @@ class RedisState:
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
+
+    async def close(self) -> None:
+        await self._scripts.close()

@@ -1,0 +1,110 @@
+"""Script calls from concurrent requests, coalesced into pipelines.
+
+Each request awaits its own EVALSHA, but the calls queued while a pipeline is on the wire
+go out together in the next one: the connection checkout, retry wrapper and socket write
+are paid once per pipeline, not once per call (they were a quarter of the web worker's
+CPU per event). Under light load a pipeline holds one call and nothing waits for a timer.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+_Call = tuple[str, Sequence[str | bytes], Sequence[Any], "asyncio.Future[Any]"]
+
+
+class Script:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+class ScriptPipeline:
+    def __init__(self, client: "Redis", *, max_calls: int = 1000) -> None:
+        self._redis = client
+        self._max_calls = max_calls
+        self._queue: list[_Call] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._scripts: dict[str, Script] = {}
+
+    def register(self, text: str) -> Script:
+        script = Script(text)
+        self._scripts[script.sha] = script
+        return script
+
+    async def call(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        [result] = await self.call_many([(script, keys, args)])
+        return result
+
+    async def call_many(
+        self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name="redis-script-pipeline")
+        futures = []
+        for script, keys, args in calls:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.append((script.sha, keys, args, future))
+            futures.append(future)
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_calls], self._queue[self._max_calls :]
+                try:
+                    results = await self._send(batch)
+                except Exception as exc:
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (*_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+
+    async def _send(self, batch: Sequence[_Call]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sha, keys, args, _ in batch:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [
+            i
+            for i, r in enumerate(results)
+            if isinstance(r, NoScriptError)
+            or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))
+        ]
+        if missing:
+            # A fresh or flushed Redis: load the scripts, then send those calls again.
+            for sha in {batch[i][0] for i in missing}:
+                await self._redis.script_load(self._scripts[sha].text)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    sha, keys, args, _ = batch[i]
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                for i, result in zip(
+                    missing, await pipe.execute(raise_on_error=False), strict=True
+                ):
+                    results[i] = result
+        return results
