@@ -30,8 +30,17 @@ def _int(value: Any) -> int:
 
 class RedisState:
     def __init__(
-        self, client: "Redis", *, prefix: str, day_ttl_seconds: int, idem_ttl_seconds: int
+        self,
+        client: "Redis",
+        *,
+        prefix: str,
+        day_ttl_seconds: int,
+        idem_ttl_seconds: int,
+        cluster: bool = False,
+        groups_per_call: int = 100,
     ) -> None:
+        self._cluster = cluster
+        self._groups_per_call = groups_per_call
         self._redis = client
         self._prefix = prefix
         self._day_ttl = day_ttl_seconds
@@ -44,9 +53,8 @@ class RedisState:
     def _tag(self, informant_id: str) -> str:
         return f"{self._prefix}:{{{informant_id}}}"
 
-    def _call(self, informant_id: str, plans: Sequence[EventPlan]) -> tuple[list[str], bytes]:
-        tag = self._tag(informant_id)
-        keys = [f"{tag}:s", f"{tag}:x"]
+    def _call(self, groups: Sequence[tuple[str, Sequence[EventPlan]]]) -> tuple[list[str], bytes]:
+        keys: list[str] = []
         index: dict[str, int] = {}
 
         def slot(key: str) -> int:
@@ -55,32 +63,47 @@ class RedisState:
                 index[key] = len(keys)  # Lua's KEYS is 1-based
             return index[key]
 
-        placed = [
-            msgspec.structs.replace(p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}"))
-            for p in plans
-        ]
-        return keys, msgspec.json.encode({"t": self._day_ttl, "i": self._idem_ttl, "ev": placed})
+        placed = []
+        for informant_id, plans in groups:
+            tag = self._tag(informant_id)
+            placed.append(
+                {
+                    "s": slot(f"{tag}:s"),
+                    "x": slot(f"{tag}:x"),
+                    "ev": [
+                        msgspec.structs.replace(
+                            p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}")
+                        )
+                        for p in plans
+                    ],
+                }
+            )
+        return keys, msgspec.json.encode({"t": self._day_ttl, "i": self._idem_ttl, "g": placed})
 
     @staticmethod
     def _results(raw: Sequence[Sequence[Any]]) -> list[Applied]:
         return [Applied(_decision.decode(body), flag == 1) for flag, body in raw]
 
     async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
-        keys, arg = self._call(informant_id, plans)
-        return self._results(await self._scripts.call(self._apply, keys, [arg]))
+        keys, arg = self._call([(informant_id, plans)])
+        [group] = await self._scripts.call(self._apply, keys, [arg])
+        return self._results(group)
 
     async def apply_groups(
         self, groups: Mapping[str, Sequence[EventPlan]]
     ) -> dict[str, list[Applied]]:
-        """One script call per informant, all in one pipelined round trip."""
+        """Every group in one pipelined round trip: on one Redis node, a few script calls
+        of many informants each; on a cluster, one call per informant (one slot each)."""
+        items = list(groups.items())
+        size = 1 if self._cluster else self._groups_per_call
         calls = []
-        for informant_id, plans in groups.items():
-            keys, arg = self._call(informant_id, plans)
+        for start in range(0, len(items), size):
+            keys, arg = self._call(items[start : start + size])
             calls.append((self._apply, keys, [arg]))
-        raw = await self._scripts.call_many(calls)
+        raw = [group for result in await self._scripts.call_many(calls) for group in result]
         return {
             informant_id: self._results(result)
-            for informant_id, result in zip(groups, raw, strict=True)
+            for (informant_id, _), result in zip(items, raw, strict=True)
         }
 
     async def redeem(

@@ -9,13 +9,15 @@ CPU per event). Under light load a pipeline holds one call and nothing waits for
 import asyncio
 import contextlib
 import hashlib
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-_Call = tuple[str, Sequence[str | bytes], Sequence[Any], "asyncio.Future[Any]"]
+_Call = tuple[str, Sequence[str], Sequence[Any]]
+_Queued = tuple[list[_Call], "asyncio.Future[list[Any]]"]
 
 
 class Script:
@@ -28,7 +30,7 @@ class ScriptPipeline:
     def __init__(self, client: "Redis", *, max_calls: int = 1000) -> None:
         self._redis = client
         self._max_calls = max_calls
-        self._queue: list[_Call] = []
+        self._queue: deque[_Queued] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._scripts: dict[str, Script] = {}
@@ -48,13 +50,10 @@ class ScriptPipeline:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="redis-script-pipeline")
-        futures = []
-        for script, keys, args in calls:
-            future: asyncio.Future[Any] = loop.create_future()
-            self._queue.append((script.sha, keys, args, future))
-            futures.append(future)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._queue.append(([(s.sha, keys, args) for s, keys, args in calls], future))
         self._wake.set()
-        return list(await asyncio.gather(*futures))
+        return await future
 
     async def close(self) -> None:
         if self._task is not None:
@@ -68,25 +67,33 @@ class ScriptPipeline:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch, self._queue = self._queue[: self._max_calls], self._queue[self._max_calls :]
+                batch: list[_Queued] = []
+                size = 0
+                while self._queue and size < self._max_calls:
+                    batch.append(self._queue.popleft())
+                    size += len(batch[-1][0])
                 try:
-                    results = await self._send(batch)
+                    results = await self._send([c for calls, _ in batch for c in calls])
                 except Exception as exc:
-                    for *_, future in batch:
+                    for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (*_, future), result in zip(batch, results, strict=True):
+                position = 0
+                for calls, future in batch:
+                    mine = results[position : position + len(calls)]
+                    position += len(calls)
                     if future.done():
                         continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
+                    failed = next((r for r in mine if isinstance(r, Exception)), None)
+                    if failed is not None:
+                        future.set_exception(failed)
                     else:
-                        future.set_result(result)
+                        future.set_result(mine)
 
     async def _send(self, batch: Sequence[_Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for sha, keys, args, _ in batch:
+            for sha, keys, args in batch:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         missing = [
@@ -101,7 +108,7 @@ class ScriptPipeline:
                 await self._redis.script_load(self._scripts[sha].text)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for i in missing:
-                    sha, keys, args, _ = batch[i]
+                    sha, keys, args = batch[i]
                     pipe.evalsha(sha, len(keys), *keys, *args)
                 for i, result in zip(
                     missing, await pipe.execute(raise_on_error=False), strict=True

@@ -20,7 +20,7 @@ Attributes = Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
 
 
-class Event(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class Event(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, gc=False):
     event_id: ClientKey
     informant_id: InformantId
     action: Action

@@ -1,14 +1,20 @@
--- Apply event plans for ONE informant atomically: idempotency, dedup, caps, streak,
+-- Apply event plans atomically, per informant: idempotency, dedup, caps, streak,
 -- balance. The semantics are domain/engine.py `decide`, step for step; a test keeps the
--- two equal. Every key shares the informant's hash tag, so this is Redis Cluster safe.
+-- two equal. Each group is one informant, whose keys share the informant's hash tag; on
+-- Redis Cluster a call carries one group, so no call touches two slots. On one Redis
+-- node a call may carry many groups (a whole batch in one script call).
 --
--- KEYS[1] state hash (b balance, e earned, sk streak, sd streak day)
--- KEYS[2] set of for-ever dedup members
--- KEYS[3..] idempotency strings and day hashes, referenced by index from the plans
--- ARGV[1] JSON {"t": day-key ttl seconds, "i": idempotency ttl seconds, "ev": [plans]}
--- Returns one entry per plan: {0 | 1 (replay), decision JSON}.
+-- ARGV[1] JSON {"t": day-key ttl seconds, "i": idempotency ttl seconds,
+--               "g": [{"s": state key index, "x": ever key index, "ev": [plans]}]}
+-- KEYS: for each group its state hash (b balance, e earned, sk streak, sd streak day),
+--       its set of for-ever dedup members, and the idempotency strings and day hashes
+--       its plans name by index.
+-- Returns, per group, one entry per plan: {0 | 1 (replay), decision JSON}.
 local req = cjson.decode(ARGV[1])
-local state, ever = KEYS[1], KEYS[2]
+local groups = {}
+
+for _, g in ipairs(req.g) do
+local state, ever = KEYS[g.s], KEYS[g.x]
 local out = {}
 
 local balance = tonumber(redis.call('HGET', state, 'b') or '0')
@@ -17,7 +23,7 @@ local streak = tonumber(redis.call('HGET', state, 'sk') or '0')
 local streak_day = tonumber(redis.call('HGET', state, 'sd') or '0')
 local changed = false
 
-for _, ev in ipairs(req.ev) do
+for _, ev in ipairs(g.ev) do
   local ikey = KEYS[ev.ik]
   local known = redis.call('GET', ikey)
   if known then
@@ -116,4 +122,6 @@ end
 if changed then
   redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
 end
-return out
+groups[#groups + 1] = out
+end
+return groups

@@ -11,7 +11,8 @@ transaction through the stdlib driver. The tables and their meaning are those of
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -116,13 +117,16 @@ class PostgresCreditWriter:
         pass
 
 
+# A batch shares its received_at and mostly its occurred_at and days: format each once.
+@lru_cache(maxsize=4096)
 def _sqlite_time(moment: datetime) -> str:
     # The format SQLAlchemy's SQLite DATETIME reads back (tables.UtcDateTime: UTC).
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _sqlite_day(day: date) -> str:
-    return day.isoformat()
+@lru_cache(maxsize=1024)
+def _sqlite_day(day_number: int) -> str:
+    return day_from_number(day_number).isoformat()
 
 
 _SQLITE_KNOWN: Final = (
@@ -192,7 +196,7 @@ class SqliteCreditWriter:
                     (
                         w.event.event_id, w.event.informant_id, w.event.action,
                         _sqlite_time(w.event.occurred_at), _sqlite_time(w.received_at),
-                        _sqlite_day(day_from_number(w.decision.day)), w.event.content_id,
+                        _sqlite_day(w.decision.day), w.event.content_id,
                         w.event.share_id, w.event.viewer_id,
                         _encode(w.event.attributes).decode() if w.event.attributes else None,
                         w.decision.h, w.decision.p, w.decision.c[0], w.decision.c[1],
@@ -207,7 +211,7 @@ class SqliteCreditWriter:
                 [
                     (
                         w.event.informant_id, w.event.event_id, w.decision.p,
-                        _sqlite_day(day_from_number(w.decision.day)), stamp, w.decision.v,
+                        _sqlite_day(w.decision.day), stamp, w.decision.v,
                         w.event.action,
                     )
                     for w in new

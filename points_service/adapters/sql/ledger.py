@@ -35,7 +35,7 @@ from points_service.domain.ledger import (
     WriteStatus,
 )
 
-_Pending = tuple[Write, "asyncio.Future[WriteStatus]"]
+_Pending = tuple[Sequence[Write], "asyncio.Future[list[WriteStatus]]"]
 
 
 class SqlLedger:
@@ -74,35 +74,34 @@ class SqlLedger:
 
     async def commit(self, writes: Sequence[Write]) -> list[WriteStatus]:
         """Durably write; returns when the transaction holding these writes committed."""
-        loop = asyncio.get_running_loop()
-        futures = []
-        for write in writes:
-            future: asyncio.Future[WriteStatus] = loop.create_future()
-            self._queue.put_nowait((write, future))
-            futures.append(future)
-        return list(await asyncio.gather(*futures))
+        future: asyncio.Future[list[WriteStatus]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((writes, future))
+        return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
+            size = len(batch[0][0])
+            while size < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+                size += len(batch[-1][0])
             started = asyncio.get_running_loop().time()
             try:
-                statuses = await self._write([w for w, _ in batch])
+                statuses = await self._write([w for writes, _ in batch for w in writes])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                     self._queue.task_done()
                 continue
-            for (_, future), status in zip(batch, statuses, strict=True):
+            position = 0
+            for writes, future in batch:
                 if not future.done():
-                    future.set_result(status)
-            for _ in batch:
+                    future.set_result(statuses[position : position + len(writes)])
+                position += len(writes)
                 self._queue.task_done()
             if self.on_batch is not None:
-                self.on_batch(len(batch), asyncio.get_running_loop().time() - started)
+                self.on_batch(size, asyncio.get_running_loop().time() - started)
 
     async def _write(self, writes: Sequence[Write]) -> list[WriteStatus]:
         credits = [w for w in writes if isinstance(w, CreditWrite)]
