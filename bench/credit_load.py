@@ -33,7 +33,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn, Self
@@ -43,7 +43,12 @@ import msgspec
 import redis
 import uvloop
 
+from points_service.adapters.redis_state import encode_apply_call
+from points_service.adapters.rule_files import load_rule_dir
 from points_service.domain.actions import REQUIRED_FIELDS
+from points_service.domain.calendar import Calendar
+from points_service.domain.engine import plan_event
+from points_service.domain.events import Event
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -72,22 +77,6 @@ BATCH_SIZE = 1000
 BATCH_CONNECTIONS = 4
 
 # One first-time browse, as the Redis adapter sends it (redis_state.RedisState._call).
-EVALSHA_PLAN = {
-    "t": 432_000,
-    "i": 345_600,
-    "ev": [
-        {
-            "e": "bench-evalsha",
-            "h": "x",
-            "a": "browse",
-            "day": 740_000,
-            "v": "bench",
-            "ik": 3,
-            "dk": 4,
-            "rules": [{"r": "browse", "p": 1, "dk": "browse\x1fc1", "pc": 10}],
-        }
-    ],
-}
 EVALSHA_CLIENTS = 50
 EVALSHA_PIPELINES = (1, 16)
 
@@ -431,11 +420,18 @@ async def paced(
 def evalsha_ceiling(redis_url: str, db: int, prefix: str, requests: int) -> list[Evalsha]:
     client = redis.Redis.from_url(redis_url)
     sha = client.script_load(APPLY_LUA.read_text())
-    arg = msgspec.json.encode(EVALSHA_PLAN)
-    # KEYS as the adapter names them: state, dedup set, idempotency, day; random per call.
-    keys = [f"{prefix}:{{__rand_int__}}:{k}" for k in ("s", "x", "i:bench-evalsha", "d:740000")]
+    # The call the service makes for one fresh browse, encoded by the service's own
+    # adapter; redis-benchmark swaps in a random informant per call.
+    now = datetime.now(UTC)
+    event = Event(
+        event_id="bench-evalsha", informant_id="__rand_int__", action="browse",
+        content_id="c1", occurred_at=now,
+    )  # fmt: skip
+    rules = load_rule_dir(ROOT / "rules")
+    plan = plan_event(event, rules, Calendar.named("Asia/Shanghai"), now, timedelta(hours=72))
+    keys, arg = encode_apply_call(prefix, 432_000, 345_600, [("__rand_int__", [plan])])
     probe = [k.replace("__rand_int__", "probe") for k in keys]
-    [[flag, decision]] = client.evalsha(sha, len(keys), *probe, arg)
+    [[[flag, decision]]] = client.evalsha(sha, len(keys), *probe, arg)
     client.close()
     if flag != 0 or json.loads(decision)["p"] != 1:
         raise BenchError(f"the EVALSHA plan did not credit a fresh browse: {flag} {decision!r}")

@@ -53,8 +53,8 @@ class Metrics:
         )
 
     # Observer (services.ports.Observer)
-    def event_judged(self, action: str, outcome: str, points: int) -> None:
-        self.events.labels(action, outcome).inc()
+    def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None:
+        self.events.labels(action, outcome).inc(count)
         if points:
             self.points.labels(action).inc(points)
 

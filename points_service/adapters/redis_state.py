@@ -24,6 +24,41 @@ _spend = msgspec.json.Decoder(Spend)
 _clawback = msgspec.json.Decoder(Clawback)
 
 
+def key_tag(prefix: str, informant_id: str) -> str:
+    return f"{prefix}:{{{informant_id}}}"
+
+
+def encode_apply_call(
+    prefix: str, day_ttl: int, idem_ttl: int, groups: Sequence[tuple[str, Sequence[EventPlan]]]
+) -> tuple[list[str], bytes]:
+    """KEYS and ARGV of one apply.lua call (the benchmark replays it in redis-benchmark)."""
+    keys: list[str] = []
+    index: dict[str, int] = {}
+
+    def slot(key: str) -> int:
+        if key not in index:
+            keys.append(key)
+            index[key] = len(keys)  # Lua's KEYS is 1-based
+        return index[key]
+
+    placed = []
+    for informant_id, plans in groups:
+        tag = key_tag(prefix, informant_id)
+        placed.append(
+            {
+                "s": slot(f"{tag}:s"),
+                "x": slot(f"{tag}:x"),
+                "ev": [
+                    msgspec.structs.replace(
+                        p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}")
+                    )
+                    for p in plans
+                ],
+            }
+        )
+    return keys, msgspec.json.encode({"t": day_ttl, "i": idem_ttl, "g": placed})
+
+
 def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
@@ -51,41 +86,19 @@ class RedisState:
         self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())
 
     def _tag(self, informant_id: str) -> str:
-        return f"{self._prefix}:{{{informant_id}}}"
+        return key_tag(self._prefix, informant_id)
 
-    def _call(self, groups: Sequence[tuple[str, Sequence[EventPlan]]]) -> tuple[list[str], bytes]:
-        keys: list[str] = []
-        index: dict[str, int] = {}
-
-        def slot(key: str) -> int:
-            if key not in index:
-                keys.append(key)
-                index[key] = len(keys)  # Lua's KEYS is 1-based
-            return index[key]
-
-        placed = []
-        for informant_id, plans in groups:
-            tag = self._tag(informant_id)
-            placed.append(
-                {
-                    "s": slot(f"{tag}:s"),
-                    "x": slot(f"{tag}:x"),
-                    "ev": [
-                        msgspec.structs.replace(
-                            p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}")
-                        )
-                        for p in plans
-                    ],
-                }
-            )
-        return keys, msgspec.json.encode({"t": self._day_ttl, "i": self._idem_ttl, "g": placed})
+    def encode_call(
+        self, groups: Sequence[tuple[str, Sequence[EventPlan]]]
+    ) -> tuple[list[str], bytes]:
+        return encode_apply_call(self._prefix, self._day_ttl, self._idem_ttl, groups)
 
     @staticmethod
     def _results(raw: Sequence[Sequence[Any]]) -> list[Applied]:
         return [Applied(_decision.decode(body), flag == 1) for flag, body in raw]
 
     async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
-        keys, arg = self._call([(informant_id, plans)])
+        keys, arg = self.encode_call([(informant_id, plans)])
         [group] = await self._scripts.call(self._apply, keys, [arg])
         return self._results(group)
 
@@ -98,7 +111,7 @@ class RedisState:
         size = 1 if self._cluster else self._groups_per_call
         calls = []
         for start in range(0, len(items), size):
-            keys, arg = self._call(items[start : start + size])
+            keys, arg = self.encode_call(items[start : start + size])
             calls.append((self._apply, keys, [arg]))
         raw = [group for result in await self._scripts.call_many(calls) for group in result]
         return {

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -18,13 +19,19 @@ class Calendar:
 
     def day_number(self, moment: datetime) -> int:
         """The programme day as a proleptic ordinal: consecutive days differ by one."""
-        return self.day_of(moment).toordinal()
+        return _day_number(self.tz, moment)
 
     def day_start(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.tz)
 
     def day_end(self, day: date) -> datetime:
         return self.day_start(day + timedelta(days=1))
+
+
+# Events of one burst share their timestamps; the zone conversion is the costly part.
+@lru_cache(maxsize=8192)
+def _day_number(tz: tzinfo, moment: datetime) -> int:
+    return moment.astimezone(tz).date().toordinal()
 
 
 def day_from_number(number: int) -> date:

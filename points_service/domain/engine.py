@@ -16,7 +16,7 @@ import msgspec
 from points_service.domain.actions import COUNTERS
 from points_service.domain.calendar import Calendar
 from points_service.domain.events import Event, body_hash
-from points_service.domain.rules import COUNTER_INDEX, RuleSet
+from points_service.domain.rules import COUNTER_INDEX, Rule, RuleSet
 
 NO_RULE: Final = "no_active_rule"
 LATE: Final = "late"
@@ -80,6 +80,27 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
         return dict(zip(COUNTERS, self.c, strict=True))
 
 
+_TEMPLATES: dict[tuple[str, str], RulePlan] = {}
+
+
+def _template(version: str, rule: Rule) -> RulePlan:
+    """The parts of a rule's plan that no event changes, built once per rule set."""
+    key = (version, rule.id)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = RulePlan(
+            r=rule.id,
+            p=rule.points,
+            ever=rule.distinct is not None and rule.distinct.within == "ever",
+            pc=-1 if rule.daily_points_cap is None else rule.daily_points_cap,
+            cc=-1 if rule.daily_count_cap is None else rule.daily_count_cap,
+            ms=[(m.days, m.bonus) for m in rule.streak.milestones] if rule.streak else [],
+            ctr=[COUNTER_INDEX[c] for c in rule.counts],
+        )
+        _TEMPLATES[key] = template
+    return template
+
+
 def plan_event(
     event: Event,
     rules: RuleSet,
@@ -109,21 +130,9 @@ def plan_event(
             skip = f"stale_{event.action}"
         dk: str | None = None
         if rule.distinct is not None:
-            values = [getattr(event, f) or "" for f in rule.distinct.by]
-            dk = "\x1f".join([rule.id, *values])
-        plans.append(
-            RulePlan(
-                r=rule.id,
-                p=rule.points * factor,
-                dk=dk,
-                ever=rule.distinct is not None and rule.distinct.within == "ever",
-                pc=-1 if rule.daily_points_cap is None else rule.daily_points_cap,
-                cc=-1 if rule.daily_count_cap is None else rule.daily_count_cap,
-                skip=skip,
-                ms=[(m.days, m.bonus) for m in rule.streak.milestones] if rule.streak else [],
-                ctr=[COUNTER_INDEX[c] for c in rule.counts],
-            )
-        )
+            dk = "\x1f".join([rule.id, *(getattr(event, f) or "" for f in rule.distinct.by)])
+        template = _template(rules.version, rule)
+        plans.append(msgspec.structs.replace(template, p=template.p * factor, dk=dk, skip=skip))
     return EventPlan(
         e=event.event_id,
         h=body_hash(event),

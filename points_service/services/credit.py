@@ -165,6 +165,7 @@ class Credits:
                     writes.append(CreditWrite(event, result.decision, now, imported=replaying))
                     pending.append((position, event, result.decision, result.replayed))
         statuses = await self._ledger.commit(writes) if writes else []
+        judged: dict[tuple[str, str], tuple[int, int]] = {}
         for (position, event, decision, replay), status in zip(pending, statuses, strict=True):
             if status is WriteStatus.CONFLICT:
                 conflict = _reused(event.event_id)
@@ -174,6 +175,10 @@ class Credits:
                 continue
             replayed = replay or status is WriteStatus.EXISTING
             if not replayed:
-                self._observer.event_judged(event.action, _outcome(decision), decision.p)
+                key = (event.action, _outcome(decision))
+                count, points = judged.get(key, (0, 0))
+                judged[key] = (count + 1, points + decision.p)
             results[position] = _credited(event, decision, replayed)
+        for (action, outcome), (count, points) in judged.items():
+            self._observer.event_judged(action, outcome, points, count)
         return [r for r in results if r is not None]

@@ -47,13 +47,13 @@ class Ledger(Protocol):
 class Observer(Protocol):
     """Where use cases report what happened (metrics, logs); never on the answer's path."""
 
-    def event_judged(self, action: str, outcome: str, points: int) -> None: ...
+    def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None: ...
 
     def rules_loaded(self, version: str, ok: bool) -> None: ...
 
 
 class NullObserver:
-    def event_judged(self, action: str, outcome: str, points: int) -> None:
+    def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None:
         pass
 
     def rules_loaded(self, version: str, ok: bool) -> None:

@@ -10,118 +10,137 @@
 --       its set of for-ever dedup members, and the idempotency strings and day hashes
 --       its plans name by index.
 -- Returns, per group, one entry per plan: {0 | 1 (replay), decision JSON}.
+--
+-- Each event reads the day fields it needs with one HMGET and writes them back with one
+-- HSET: redis.call is the expensive part of a script, so the script makes few of them.
 local req = cjson.decode(ARGV[1])
 local groups = {}
 
 for _, g in ipairs(req.g) do
-local state, ever = KEYS[g.s], KEYS[g.x]
-local out = {}
+  local state, ever = KEYS[g.s], KEYS[g.x]
+  local out = {}
+  local st = redis.call('HMGET', state, 'b', 'e', 'sk', 'sd')
+  local balance = tonumber(st[1]) or 0
+  local earned = tonumber(st[2]) or 0
+  local streak = tonumber(st[3]) or 0
+  local streak_day = tonumber(st[4]) or 0
+  local changed = false
 
-local balance = tonumber(redis.call('HGET', state, 'b') or '0')
-local earned = tonumber(redis.call('HGET', state, 'e') or '0')
-local streak = tonumber(redis.call('HGET', state, 'sk') or '0')
-local streak_day = tonumber(redis.call('HGET', state, 'sd') or '0')
-local changed = false
+  for _, ev in ipairs(g.ev) do
+    local ikey = KEYS[ev.ik]
+    local known = redis.call('GET', ikey)
+    if known then
+      out[#out + 1] = {1, known}
+    else
+      local write = not ev.dry
+      local dkey = KEYS[ev.dk]
+      local rules = ev.rules or {}
+      local lines, c, total = {}, {0, 0, 0}, 0
+      local sk, sd = streak, streak_day
 
-for _, ev in ipairs(g.ev) do
-  local ikey = KEYS[ev.ik]
-  local known = redis.call('GET', ikey)
-  if known then
-    out[#out + 1] = {1, known}
-  else
-    local write = not ev.dry
-    local dkey = KEYS[ev.dk]
-    local lines, c, total = {}, {0, 0, 0}, 0
-    local sk, sd = streak, streak_day
-    local rules = ev.rules or {}
-    local touched_day = false
-    for _, r in ipairs(rules) do
-      local handled = false
-      if ev.late then
-        lines[#lines + 1] = {r.r, 0, 'late', r.p}
-        handled = true
-      elseif r.skip then
-        lines[#lines + 1] = {r.r, 0, r.skip, r.p}
-        handled = true
-      elseif r.dk then
-        local seen
-        if r.ever then
-          seen = redis.call('SISMEMBER', ever, r.dk) == 1
-        else
-          seen = redis.call('HEXISTS', dkey, 'x:' .. r.dk) == 1
-        end
-        if seen then
-          lines[#lines + 1] = {r.r, 0, 'duplicate', r.p}
-          handled = true
-        elseif write then
-          if r.ever then
-            redis.call('SADD', ever, r.dk)
-          else
-            redis.call('HSET', dkey, 'x:' .. r.dk, 1)
-          end
+      -- The day's fields this event can touch, read at once.
+      local names = {'a:' .. ev.a, 'ap:' .. ev.a}
+      for _, r in ipairs(rules) do
+        names[#names + 1] = 'n:' .. r.r
+        names[#names + 1] = 'p:' .. r.r
+        if r.dk and not r.ever then
+          names[#names + 1] = 'x:' .. r.dk
         end
       end
-      if not handled then
-        local count = tonumber(redis.call('HGET', dkey, 'n:' .. r.r) or '0')
-        local used = tonumber(redis.call('HGET', dkey, 'p:' .. r.r) or '0')
-        local points, reason = r.p, 'credited'
-        local cc, pc = r.cc or -1, r.pc or -1
-        if cc >= 0 and count >= cc then
-          points, reason = 0, 'daily_cap'
-        elseif pc >= 0 and used + points > pc then
-          points, reason = math.max(0, pc - used), 'daily_cap'
+      local values = redis.call('HMGET', dkey, unpack(names))
+      local day = {}
+      for i, name in ipairs(names) do
+        day[name] = tonumber(values[i]) or 0
+      end
+      local dirty = {}
+
+      for _, r in ipairs(rules) do
+        local handled = false
+        if ev.late then
+          lines[#lines + 1] = {r.r, 0, 'late', r.p}
+          handled = true
+        elseif r.skip then
+          lines[#lines + 1] = {r.r, 0, r.skip, r.p}
+          handled = true
+        elseif r.dk then
+          local seen
+          if r.ever then
+            seen = redis.call('SISMEMBER', ever, r.dk) == 1
+          else
+            seen = day['x:' .. r.dk] == 1
+          end
+          if seen then
+            lines[#lines + 1] = {r.r, 0, 'duplicate', r.p}
+            handled = true
+          elseif write then
+            if r.ever then
+              redis.call('SADD', ever, r.dk)
+            else
+              dirty['x:' .. r.dk] = 1
+            end
+          end
         end
-        if write then
-          redis.call('HINCRBY', dkey, 'n:' .. r.r, 1)
-          redis.call('HINCRBY', dkey, 'p:' .. r.r, points)
-          touched_day = true
-        end
-        for _, idx in ipairs(r.ctr or {}) do
-          c[idx + 1] = c[idx + 1] + 1
-        end
-        lines[#lines + 1] = {r.r, points, reason, r.p}
-        total = total + points
-        if r.ms and ev.day > sd then
-          if sd == ev.day - 1 then sk = sk + 1 else sk = 1 end
-          sd = ev.day
-          for _, m in ipairs(r.ms) do
-            if m[1] == sk then
-              lines[#lines + 1] = {r.r .. '.streak_' .. m[1], m[2], 'streak_bonus', m[2]}
-              total = total + m[2]
+        if not handled then
+          local count = day['n:' .. r.r]
+          local used = day['p:' .. r.r]
+          local points, reason = r.p, 'credited'
+          local cc, pc = r.cc or -1, r.pc or -1
+          if cc >= 0 and count >= cc then
+            points, reason = 0, 'daily_cap'
+          elseif pc >= 0 and used + points > pc then
+            points, reason = math.max(0, pc - used), 'daily_cap'
+          end
+          dirty['n:' .. r.r] = count + 1
+          dirty['p:' .. r.r] = used + points
+          for _, idx in ipairs(r.ctr or {}) do
+            c[idx + 1] = c[idx + 1] + 1
+          end
+          lines[#lines + 1] = {r.r, points, reason, r.p}
+          total = total + points
+          if r.ms and ev.day > sd then
+            if sd == ev.day - 1 then sk = sk + 1 else sk = 1 end
+            sd = ev.day
+            for _, m in ipairs(r.ms) do
+              if m[1] == sk then
+                lines[#lines + 1] = {r.r .. '.streak_' .. m[1], m[2], 'streak_bonus', m[2]}
+                total = total + m[2]
+              end
             end
           end
         end
       end
+      if #rules == 0 then
+        local reason = 'no_active_rule'
+        if ev.late then reason = 'late' end
+        lines[#lines + 1] = {cjson.null, 0, reason, 0}
+      end
+      if write and not ev.late then
+        dirty['a:' .. ev.a] = day['a:' .. ev.a] + 1
+        dirty['ap:' .. ev.a] = day['ap:' .. ev.a] + total
+        local args = {}
+        for name, value in pairs(dirty) do
+          args[#args + 1] = name
+          args[#args + 1] = value
+        end
+        redis.call('HSET', dkey, unpack(args))
+        redis.call('EXPIRE', dkey, req.t)
+      end
+      local decision = cjson.encode({h = ev.h, p = total, b = balance + total, l = lines,
+        c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false})
+      if write then
+        balance = balance + total
+        earned = earned + total
+        streak, streak_day = sk, sd
+        changed = true
+        redis.call('SET', ikey, decision, 'EX', req.i)
+      end
+      out[#out + 1] = {0, decision}
     end
-    if #rules == 0 then
-      local reason = 'no_active_rule'
-      if ev.late then reason = 'late' end
-      lines[#lines + 1] = {cjson.null, 0, reason, 0}
-    end
-    if write and not ev.late then
-      redis.call('HINCRBY', dkey, 'a:' .. ev.a, 1)
-      redis.call('HINCRBY', dkey, 'ap:' .. ev.a, total)
-      touched_day = true
-    end
-    if touched_day then
-      redis.call('EXPIRE', dkey, req.t)
-    end
-    local decision = cjson.encode({h = ev.h, p = total, b = balance + total, l = lines,
-      c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false})
-    if write then
-      balance = balance + total
-      earned = earned + total
-      streak, streak_day = sk, sd
-      changed = true
-      redis.call('SET', ikey, decision, 'EX', req.i)
-    end
-    out[#out + 1] = {0, decision}
   end
-end
 
-if changed then
-  redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
-end
-groups[#groups + 1] = out
+  if changed then
+    redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
+  end
+  groups[#groups + 1] = out
 end
 return groups
