@@ -6,7 +6,7 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from points_service.http.schemas import ErrorOut, error_field
@@ -61,6 +61,15 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     return error_response(exc.status_code, "http_error", exc.detail)
 
 
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Path and query parameters Litestar checked: a 422 naming the first bad one."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    field = first.get("key")
+    detail = f"{first.get('message', exc.detail)}" if first else exc.detail
+    return error_response(422, "invalid", detail, field if isinstance(field, str) else None)
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     _log.warning("dependency_unavailable", path=request.url.path, error=repr(exc))
     return error_response(
@@ -79,6 +88,7 @@ def exception_handlers(unavailable: tuple[type[Exception], ...]) -> ExceptionHan
         InvalidInput: _invalid,
         Conflict: _conflict,
         NotFound: _not_found,
+        ValidationException: _validation,
         HTTPException: _http,
     }
     for kind in unavailable:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Parameter, RawBody
+from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from points_service.http.convert import event_result, ledger_entry_out, points_out
@@ -32,7 +32,8 @@ from points_service.runtime import Runtime
 from points_service.services.credit import Credited, Rejected
 
 AnyRequest = Request[Any, Any, Any]
-InformantPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+InformantPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128)]
 
 
 def _rt(request: AnyRequest) -> Runtime:
@@ -88,8 +89,8 @@ async def informant_points(request: AnyRequest, informant_id: InformantPath) -> 
 async def informant_ledger(
     request: AnyRequest,
     informant_id: InformantPath,
-    cursor: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, QueryParameter()] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> LedgerOut:
     page = await _rt(request).accounts.ledger(informant_id, cursor, limit)
     return LedgerOut(informant_id, [ledger_entry_out(e) for e in page.entries], page.next_cursor)
@@ -107,7 +108,7 @@ async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody
 
 
 @post("/v1/events/{event_id:str}/reversal", status_code=200, summary="Claw back an event")
-async def reverse(request: AnyRequest, event_id: str, body: RawBody) -> ReversalOut:
+async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> ReversalOut:
     data = _decode(reversal_decoder, body or b"{}")
     r = await _rt(request).accounts.reverse(event_id, data.reason)
     return ReversalOut(r.event_id, r.informant_id, r.points, r.balance, r.replayed)

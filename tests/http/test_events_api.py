@@ -85,6 +85,10 @@ async def test_bad_input_is_a_4xx_naming_the_field(client: Client) -> None:
         "/v1/events", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 400
+    r = await client.get(f"/v1/informants/{who}/ledger", params={"limit": 0})
+    assert (r.status_code, r.json()["field"]) == (422, "limit")
+    r = await client.get("/v1/informants/bad{id}/points")
+    assert (r.status_code, r.json()["field"]) == (422, "informant_id")
     # nothing of the above was applied, and the service still serves
     assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 0
     assert (await client.post("/v1/events", json=body(who, "login"))).json()["points"] == 1
