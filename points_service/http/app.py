@@ -19,8 +19,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from points_service import __version__
 from points_service.adapters.logging import configure_logging
+from points_service.domain.events import Event
 from points_service.http.errors import exception_handlers
+from points_service.http.openapi import body_components
 from points_service.http.routes import ROUTES
+from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
 from points_service.runtime import Runtime
 from points_service.settings import Settings
 
@@ -109,9 +112,18 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         route_handlers=ROUTES,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(UNAVAILABLE),
-        openapi_config=OpenAPIConfig(title="points-service", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="points-service",
+            version=__version__,
+            path="/schema",
+        ),
         request_max_body_size=4 * 1024 * 1024,
         logging_config=None,
     )
+    # Litestar regenerates components/schemas from what it can see; add the request
+    # bodies it cannot (http/openapi.py) to the document it built.
+    schemas = app.openapi_schema.components.schemas
+    if schemas is not None:
+        schemas.update(body_components(Event, EventBatch, RedemptionIn, ReversalIn))
     app.asgi_handler = _observe(app, settings)(app.asgi_handler)
     return app

@@ -8,18 +8,23 @@ from litestar import Request, Response, get, post
 from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from points_service.domain.events import Event
 from points_service.http.convert import event_result, ledger_entry_out, points_out
 from points_service.http.errors import ApiError, decode_error, error_response
+from points_service.http.openapi import with_body
 from points_service.http.schemas import (
     MAX_BATCH,
     BatchIn,
     BatchItem,
     BatchOut,
     ErrorOut,
+    EventBatch,
     EventResult,
     LedgerOut,
     PointsOut,
+    RedemptionIn,
     RedemptionOut,
+    ReversalIn,
     ReversalOut,
     RulesOut,
     batch_decoder,
@@ -48,7 +53,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise decode_error(exc) from None
 
 
-@post("/v1/events", status_code=200, summary="Record one event")
+@post("/v1/events", status_code=200, summary="Record one event", operation_class=with_body(Event))
 async def record_event(request: AnyRequest, body: RawBody) -> EventResult:
     event = _decode(event_decoder, body)
     return event_result(await _rt(request).credits.record(event))
@@ -61,7 +66,12 @@ def _item(raw: msgspec.Raw) -> Any:
         return Rejected(422, "invalid", error_field(exc), str(exc))
 
 
-@post("/v1/events/batch", status_code=200, summary="Record up to 1,000 events")
+@post(
+    "/v1/events/batch",
+    status_code=200,
+    summary="Record up to 1,000 events",
+    operation_class=with_body(EventBatch),
+)
 async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
     decoded = _decode(batch_decoder, body)
     raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
@@ -100,6 +110,7 @@ async def informant_ledger(
     "/v1/informants/{informant_id:str}/redemptions",
     status_code=200,
     summary="Spend points, once per redemption_id",
+    operation_class=with_body(RedemptionIn),
 )
 async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody) -> RedemptionOut:
     data = _decode(redemption_decoder, body)
@@ -107,7 +118,12 @@ async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody
     return RedemptionOut(r.redemption_id, r.informant_id, r.points, r.item, r.balance, r.replayed)
 
 
-@post("/v1/events/{event_id:str}/reversal", status_code=200, summary="Claw back an event")
+@post(
+    "/v1/events/{event_id:str}/reversal",
+    status_code=200,
+    summary="Claw back an event",
+    operation_class=with_body(ReversalIn),
+)
 async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> ReversalOut:
     data = _decode(reversal_decoder, body or b"{}")
     r = await _rt(request).accounts.reverse(event_id, data.reason)

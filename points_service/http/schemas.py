@@ -61,6 +61,12 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     events: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_BATCH)]
 
 
+class EventBatch(msgspec.Struct):
+    """The batch body as documented; items are decoded one by one (see BatchIn)."""
+
+    events: Annotated[list[Event], msgspec.Meta(max_length=MAX_BATCH)]
+
+
 class ActionTodayOut(msgspec.Struct):
     count: int
     points: int
