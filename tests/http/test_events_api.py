@@ -234,8 +234,8 @@ async def test_operations_endpoints(client: Client) -> None:
     assert "points_http_request_duration_seconds_bucket" in metrics
     assert 'points_rules_info{version="' in metrics
     schema = (await client.get("/schema/openapi.json")).json()
-    body = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"] == {"$ref": "#/components/schemas/Event"}
+    request = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert request["schema"] == {"$ref": "#/components/schemas/Event"}
     event_schema = schema["components"]["schemas"]["Event"]
     assert set(event_schema["required"]) == {"event_id", "informant_id", "action", "occurred_at"}
     assert {"/v1/events", "/v1/events/batch", "/v1/informants/{informant_id}/points"} <= set(
