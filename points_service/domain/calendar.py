@@ -1,14 +1,20 @@
 """Programme time: calendar days in the programme time zone (Asia/Shanghai by default)."""
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
-@dataclass(frozen=True, slots=True)
 class Calendar:
-    tz: tzinfo
+    """Days are numbered as proleptic ordinals, so consecutive days differ by one."""
+
+    __slots__ = ("_window", "tz")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        # The last day asked about, as (start, end) POSIX seconds and its number: nearly
+        # every event of a day falls in it, and a float comparison is cheaper than a
+        # zone conversion.
+        self._window = (0.0, 0.0, 0)
 
     @classmethod
     def named(cls, name: str) -> "Calendar":
@@ -17,21 +23,22 @@ class Calendar:
     def day_of(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
 
-    def day_number(self, moment: datetime) -> int:
-        """The programme day as a proleptic ordinal: consecutive days differ by one."""
-        return _day_number(self.tz, moment)
-
     def day_start(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.tz)
 
-    def day_end(self, day: date) -> datetime:
-        return self.day_start(day + timedelta(days=1))
-
-
-# Events of one burst share their timestamps; the zone conversion is the costly part.
-@lru_cache(maxsize=8192)
-def _day_number(tz: tzinfo, moment: datetime) -> int:
-    return moment.astimezone(tz).date().toordinal()
+    def day_number(self, moment: datetime) -> int:
+        seconds = moment.timestamp()
+        start, end, number = self._window
+        if start <= seconds < end:
+            return number
+        day = self.day_of(moment)
+        # Midnight to midnight on the wall clock, whatever the zone's offsets do between.
+        self._window = (
+            self.day_start(day).timestamp(),
+            self.day_start(day + timedelta(days=1)).timestamp(),
+            day.toordinal(),
+        )
+        return day.toordinal()
 
 
 def day_from_number(number: int) -> date:

@@ -138,9 +138,11 @@ class RuleSet:
     )
 
     def factor(self, action: str, content_id: str | None, moment: datetime) -> int:
-        if content_id is None:
+        if content_id is None or not self.featured_index:
             return 1
-        windows = self.featured_index.get((action, content_id), ())
+        windows = self.featured_index.get((action, content_id))
+        if not windows:
+            return 1
         return max((w.factor for w in windows if w.starts <= moment < w.ends), default=1)
 
 
