@@ -170,6 +170,10 @@ class SqliteCreditWriter:
             # The event and ledger indexes take random keys: keep more of their pages in
             # memory rather than reading them back on every commit.
             conn.execute("PRAGMA cache_size=-131072")  # 128 MiB
+            # Checkpoint (copy the log into the database) every 200 pages rather than
+            # SQLite's 1,000: each is a fifth as long a pause of the loop, and the long
+            # ones were the p99 at moderate load.
+            conn.execute("PRAGMA wal_autocheckpoint=200")
             self._conn = conn
         return self._conn
 
