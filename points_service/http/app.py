@@ -22,7 +22,7 @@ from points_service.adapters.logging import configure_logging
 from points_service.domain.events import Event
 from points_service.http.errors import exception_handlers
 from points_service.http.openapi import body_components
-from points_service.http.routes import ROUTES
+from points_service.http.routes import ROUTES, reload_rules
 from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
 from points_service.runtime import Runtime
 from points_service.settings import Settings
@@ -89,15 +89,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         app.state.runtime = runtime
         loop = asyncio.get_running_loop()
 
-        def reload_rules() -> None:
-            result = runtime.rules.reload()
-            _log.info(
-                "rules_reload", ok=result.ok, version=result.version, problems=result.problems
-            )
-
         # Outside the main thread (tests) there is no signal: the admin endpoint reloads.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, reload_rules)
+            loop.add_signal_handler(signal.SIGHUP, reload_rules, runtime)
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )

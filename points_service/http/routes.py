@@ -4,6 +4,7 @@ field is a 422 naming it, and a batch can refuse one item without refusing the r
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Request, Response, get, post
 from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,8 +36,10 @@ from points_service.http.schemas import (
 )
 from points_service.runtime import Runtime
 from points_service.services.credit import Credited, Rejected
+from points_service.services.rulebook import ReloadResult
 
 AnyRequest = Request[Any, Any, Any]
+_log = structlog.get_logger("points_service.rules")
 InformantPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
 EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128)]
 
@@ -147,10 +150,18 @@ async def rules_status(request: AnyRequest) -> RulesOut:
     return _rules_out(_rt(request))
 
 
+def reload_rules(rt: Runtime) -> ReloadResult:
+    """Reload from the files and say so in the log (the metric is set by the rule book)."""
+    result = rt.rules.reload()
+    log = _log.info if result.ok else _log.error
+    log("rules_reload", ok=result.ok, version=result.version, problems=list(result.problems))
+    return result
+
+
 @post("/v1/admin/rules/reload", status_code=200, summary="Validate and swap in the rule files")
 async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     rt = _rt(request)
-    result = rt.rules.reload()
+    result = reload_rules(rt)
     return Response(_rules_out(rt), status_code=200 if result.ok else 422)
 
 

@@ -125,7 +125,7 @@ class Accounts:
                 f"balance {result.balance} is less than {points}",
                 field="points",
             )
-        spend, replayed = result
+        spend, _ = result  # a Redis-level replay still needs its commit (see below)
         if spend.h != body:
             raise Conflict(
                 "redemption_id_reused",
@@ -141,14 +141,14 @@ class Accounts:
             points,
             item,
             spend.b,
-            replayed or status is WriteStatus.EXISTING,
+            status is WriteStatus.EXISTING,
         )
 
     async def reverse(self, event_id: str, reason: str) -> Reversed:
         record = await self._ledger.event(event_id)
         if record is None:
             raise NotFound(f"no recorded event {event_id!r}")
-        clawback, replayed = await self._state.reverse(record.informant_id, event_id, record.points)
+        clawback, _ = await self._state.reverse(record.informant_id, event_id, record.points)
         [status] = await self._ledger.commit(
             [
                 ReversalWrite(
@@ -165,5 +165,5 @@ class Accounts:
             record.informant_id,
             clawback.p,
             clawback.b,
-            replayed or status is WriteStatus.EXISTING,
+            status is WriteStatus.EXISTING,
         )

@@ -114,12 +114,14 @@ class Credits:
         replayed = applied.replayed
         if not plan.dry:
             # A replay commits too: the first delivery may have died before its commit.
+            # It is a replay for the caller only when an answer was given before, which
+            # is when the ledger already held the event.
             [status] = await self._ledger.commit(
                 [CreditWrite(event, applied.decision, now, imported=replaying)]
             )
             if status is WriteStatus.CONFLICT:
                 raise _reused(event.event_id)
-            replayed = replayed or status is WriteStatus.EXISTING
+            replayed = status is WriteStatus.EXISTING
             if not replayed:
                 self._observer.event_judged(
                     event.action, _outcome(applied.decision), applied.decision.p
@@ -151,7 +153,7 @@ class Credits:
             {informant: [p for _, _, p in group] for informant, group in groups.items()}
         )
         writes: list[CreditWrite] = []
-        pending: list[tuple[int, Event, Decision, bool]] = []
+        pending: list[tuple[int, Event, Decision]] = []
         for informant, group in groups.items():
             for (position, event, plan), result in zip(group, applied[informant], strict=True):
                 if result.decision.h != plan.h:
@@ -163,17 +165,17 @@ class Credits:
                     results[position] = _credited(event, result.decision, result.replayed)
                 else:
                     writes.append(CreditWrite(event, result.decision, now, imported=replaying))
-                    pending.append((position, event, result.decision, result.replayed))
+                    pending.append((position, event, result.decision))
         statuses = await self._ledger.commit(writes) if writes else []
         judged: dict[tuple[str, str], tuple[int, int]] = {}
-        for (position, event, decision, replay), status in zip(pending, statuses, strict=True):
+        for (position, event, decision), status in zip(pending, statuses, strict=True):
             if status is WriteStatus.CONFLICT:
                 conflict = _reused(event.event_id)
                 results[position] = Rejected(
                     409, conflict.code, "event_id", conflict.message, event.event_id
                 )
                 continue
-            replayed = replay or status is WriteStatus.EXISTING
+            replayed = status is WriteStatus.EXISTING
             if not replayed:
                 key = (event.action, _outcome(decision))
                 count, points = judged.get(key, (0, 0))

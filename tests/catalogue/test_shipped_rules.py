@@ -1,6 +1,9 @@
 """Every shipped rule file loads, and the defaults are exactly PRODUCT.md's table."""
 
+import json
 from pathlib import Path
+
+import pytest
 
 from points_service.adapters.rule_files import load_rule_dir
 from points_service.cli import main
@@ -42,7 +45,26 @@ def test_shipped_rules_are_the_product_defaults() -> None:
     assert {c for r in rules.rules for c in r.counts} == {"shares", "share_views", "posts"}
 
 
-def test_rules_check_command(tmp_path: Path, capsys: object) -> None:
+def test_rules_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", str(RULES_DIR)]) == 0
+    assert "ok: 7 rules" in capsys.readouterr().out
     (tmp_path / "bad.toml").write_text('[[rules]]\nid = "x"\naction = "login"\npoints = -3\n')
     assert main(["rules", "check", str(tmp_path)]) == 1
+    assert "bad.toml: rule 'x': field `points`" in capsys.readouterr().err
+
+
+def test_rules_simulate_judges_a_file_without_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = [
+        {"event_id": f"e{n}", "informant_id": "u1", "action": "post", "content_id": f"p{n}",
+         "occurred_at": f"2026-11-28T0{n}:00:00+08:00"}
+        for n in range(4)
+    ] + [{"event_id": "e9", "informant_id": "u1", "action": "sign_in",
+          "occurred_at": "2026-11-28T09:00:00+08:00"}]  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert main(["rules", "simulate", str(path), "--rules", str(RULES_DIR)]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["points"] for o in out] == [3, 3, 3, 0, 5]
+    assert out[-1]["balance"] == 14

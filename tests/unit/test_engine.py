@@ -10,6 +10,7 @@ from points_service.adapters.rule_files import load_rule_dir
 from points_service.domain.calendar import Calendar
 from points_service.domain.engine import Decision, InformantState, decide, plan_event
 from points_service.domain.events import Event
+from points_service.domain.rules import RuleSet, build_rule_set
 
 RULES = load_rule_dir(Path(__file__).resolve().parents[2] / "rules")
 SHANGHAI = Calendar.named("Asia/Shanghai")
@@ -210,3 +211,53 @@ def test_dry_run_changes_nothing() -> None:
     )
     d = judge(state, e)
     assert d.p == 1 and state.balance == 0 and not state.decisions and not state.days.get(d.day)
+
+
+def rules_from(text: str) -> RuleSet:
+    return build_rule_set({"campaign.toml": text.encode()})
+
+
+CAMPAIGN = """
+[[rules]]
+id = "like"
+action = "like"
+points = 2
+distinct = { by = ["content_id"] }
+daily_count_cap = 2
+
+[[rules]]
+id = "winter-share-bonus"
+action = "share"
+points = 5
+distinct = { by = ["content_id"], within = "ever" }
+starts = 2026-12-01T00:00:00+08:00
+ends = 2027-01-01T00:00:00+08:00
+"""
+
+
+def test_a_count_cap_pays_the_first_n_a_day() -> None:
+    rules = rules_from(CAMPAIGN)
+    state = InformantState()
+    got = []
+    for n in range(4):
+        e = event(n, "like", START, content_id=f"c{n}")
+        got.append(decide(plan_event(e, rules, SHANGHAI, START, GRACE), state)[0].l[0])
+    assert [(x.points, x.reason) for x in got] == [
+        (2, "credited"),
+        (2, "credited"),
+        (0, "daily_cap"),
+        (0, "daily_cap"),
+    ]
+
+
+def test_a_rule_pays_only_inside_its_dates() -> None:
+    rules = rules_from(CAMPAIGN)
+    state = InformantState()
+    for at, expected in [
+        (datetime(2026, 11, 30, 15, 59, tzinfo=UTC), (0, "no_active_rule")),  # 23:59 +08
+        (datetime(2026, 11, 30, 16, 0, tzinfo=UTC), (5, "credited")),  # 00:00 +08, Dec 1
+        (datetime(2026, 12, 31, 16, 0, tzinfo=UTC), (0, "no_active_rule")),  # Jan 1 +08
+    ]:
+        e = event(int(at.timestamp()), "share", at, content_id=f"c{at.day}")
+        d, _ = decide(plan_event(e, rules, SHANGHAI, at, GRACE), state)
+        assert (d.p, d.l[0].reason) == expected
