@@ -1,5 +1,8 @@
 """`points-service serve` on its defaults: a SQLite file and the embedded Redis (AOF)."""
 
+import shutil
+import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,7 +11,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import ROOT, unique
 from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 
@@ -51,3 +54,48 @@ def test_serves_on_embedded_defaults_and_keeps_state_across_restarts(
         assert [e["points"] for e in ledger["entries"]] == [5]
     finally:
         server.stop()
+
+
+def test_sighup_reloads_valid_rules_and_keeps_serving_on_broken_ones(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    server = ServerProcess(replace(base_settings, rules_dir=rules), tmp_path / "server.log")
+    server.start()
+    try:
+        assert server.process is not None
+
+        def live() -> dict[str, object]:
+            answer: dict[str, object] = httpx.get(f"{server.url}/v1/admin/rules").json()
+            return answer
+
+        def hup_and_wait(previous: object) -> dict[str, object]:
+            assert server.process is not None
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                state = live()
+                if state["last_reload_at"] != previous:
+                    return state
+                time.sleep(0.05)
+            raise AssertionError("no reload after SIGHUP")
+
+        first = live()
+        text = (rules / "default.toml").read_text()
+        (rules / "default.toml").write_text(text.replace("points = 3", "points = 4"))
+        swapped = hup_and_wait(first["last_reload_at"])
+        assert swapped["last_reload_ok"] is True
+        assert swapped["version"] != first["version"]
+
+        (rules / "default.toml").write_text(text.replace("points = 3", 'points = "x"'))
+        refused = hup_and_wait(swapped["last_reload_at"])
+        assert refused["last_reload_ok"] is False
+        assert refused["version"] == swapped["version"]
+        posted = httpx.post(
+            f"{server.url}/v1/events", json=body(unique("u"), "post", content_id="p")
+        )
+        assert posted.json()["points"] == 4
+    finally:
+        server.stop()
+    assert "rules_reload" in (tmp_path / "server.log").read_text()
