@@ -658,7 +658,7 @@ def error_lines(run: Run) -> list[str]:
 def report(run: Run, failure: str | None) -> bool:
     """Print the summary and rewrite the Credit path section; True if the run is valid."""
     errors = error_lines(run)
-    section = ["## Credit path", "", *[f"- {n}" for n in machine_notes(run)], ""]
+    section = [section_title(run.args), "", *[f"- {n}" for n in machine_notes(run)], ""]
     section += [*figures_table(run), ""]
     if failure is None and run.bare and run.single and run.half and run.batch:
         rows, met = targets_table(run.bare, run.single, run.half, run.batch, run.evalsha)
@@ -678,14 +678,20 @@ def report(run: Run, failure: str | None) -> bool:
     section.append(f"Redis keys removed after the run: {run.redis_keys_removed:,}.")
     text = "\n".join(section) + "\n"
     print("\n" + text)
-    write_results(text)
+    write_results(section_title(run.args), text)
     print(f"written to {RESULTS.relative_to(ROOT)}; server logs in {OUT.relative_to(ROOT)}/")
     return failure is None and not errors
 
 
-def write_results(section: str) -> None:
+def section_title(args: argparse.Namespace) -> str:
+    workers = "1 worker" if args.workers == 1 else f"{args.workers} workers"
+    return f"## Credit path: {args.db}, {workers}"
+
+
+def write_results(title: str, section: str) -> None:
+    """Replace this configuration's section of RESULTS.md, keeping the others."""
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Credit path\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(old):
         new = pattern.sub(lambda _: section + "\n", old, count=1)
     else:
