@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -31,31 +32,24 @@ def _serve(settings: Settings) -> int:
         os.environ["REDIS_URL"] = embedded.start()
     try:
         if settings.workers > 1:
-            uvicorn.run(
-                "points_service.http.asgi:app_factory",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                loop="uvloop",
-                http="httptools",
-                access_log=False,
-                log_level="warning",
-                timeout_graceful_shutdown=30,
-            )
+            # Each worker builds its app from the environment (settings are read there).
+            app: Any = "points_service.http.asgi:app_factory"
         else:
             from points_service.http.app import create_app  # noqa: PLC0415 - as above
 
-            uvicorn.run(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                loop="uvloop",
-                http="httptools",
-                access_log=False,
-                log_level="warning",
-                timeout_graceful_shutdown=30,
-            )
+            app = create_app(settings)
+        uvicorn.run(
+            app,
+            factory=isinstance(app, str),
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,  # the service logs one summary line per request itself
+            log_level="warning",
+            timeout_graceful_shutdown=30,
+        )
     finally:
         if embedded is not None:
             embedded.stop()
