@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_state import RedisState
-from points_service.adapters.rule_files import load_rule_dir
+from points_service.adapters.rule_files import RuleFiles
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.domain.calendar import Calendar
@@ -42,7 +42,8 @@ class Runtime:
         cls, settings: Settings, registry: CollectorRegistry | None = None
     ) -> "Runtime":
         metrics = Metrics(registry or CollectorRegistry())
-        rules = RuleBook(lambda: load_rule_dir(settings.rules_dir), metrics)
+        files = RuleFiles(settings.rules_dir, settings.data_dir / "rules-last-good")
+        rules = RuleBook(files.load, metrics, fallback=files.load_last_good)
         embedded = None
         redis_url = settings.redis_url
         if redis_url is None:

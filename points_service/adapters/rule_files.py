@@ -1,12 +1,54 @@
-"""Reading rule files from a directory; the domain validates what is read."""
+"""Reading rule files from a directory; the domain validates what is read.
 
+Every set that validates is also copied to a "last good" directory. A process that
+starts while the files are broken (a worker restarted after an edit, a deploy) serves
+the last good set instead of failing, and says so; so a broken file never takes the
+service down or replaces working rules.
+"""
+
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 
-def load_rule_dir(directory: Path) -> RuleSet:
+def read_rule_dir(directory: Path) -> dict[str, bytes]:
     if not directory.is_dir():
         raise RuleSetInvalid([RuleProblem(str(directory), None, None, "not a directory")])
-    documents = {p.name: p.read_bytes() for p in sorted(directory.glob("*.toml"))}
-    return build_rule_set(documents)
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.toml"))}
+
+
+def load_rule_dir(directory: Path) -> RuleSet:
+    return build_rule_set(read_rule_dir(directory))
+
+
+class RuleFiles:
+    def __init__(self, directory: Path, last_good: Path) -> None:
+        self.directory = directory
+        self.last_good = last_good
+
+    def load(self) -> RuleSet:
+        """The files as they are now; a valid set is kept as the last good one."""
+        documents = read_rule_dir(self.directory)
+        rules = build_rule_set(documents)
+        self._keep(documents)
+        return rules
+
+    def load_last_good(self) -> RuleSet:
+        return load_rule_dir(self.last_good)
+
+    def _keep(self, documents: dict[str, bytes]) -> None:
+        if self.last_good.is_dir() and read_rule_dir(self.last_good) == documents:
+            return
+        self.last_good.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.last_good.parent, prefix=".rules-"))
+        for name, data in documents.items():
+            (staging / name).write_bytes(data)
+        retired = self.last_good.with_name(self.last_good.name + ".old")
+        shutil.rmtree(retired, ignore_errors=True)
+        if self.last_good.exists():
+            os.replace(self.last_good, retired)
+        os.replace(staging, self.last_good)
+        shutil.rmtree(retired, ignore_errors=True)

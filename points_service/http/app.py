@@ -92,6 +92,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # Outside the main thread (tests) there is no signal: the admin endpoint reloads.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, reload_rules, runtime)
+        if not runtime.rules.last.ok:
+            _log.error(
+                "rules_invalid_serving_last_good",
+                version=runtime.rules.current.version,
+                problems=list(runtime.rules.last.problems),
+            )
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )

@@ -17,10 +17,28 @@ class ReloadResult:
 
 
 class RuleBook:
-    def __init__(self, load: Callable[[], RuleSet], observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        load: Callable[[], RuleSet],
+        observer: Observer | None = None,
+        fallback: Callable[[], RuleSet] | None = None,
+    ) -> None:
+        """Load the rules; when they are invalid, start on `fallback` (the last good
+        set) and report the failure, or raise when there is no fallback either."""
         self._load = load
         self._observer = observer or NullObserver()
-        self.current = load()  # the first load must succeed: there is nothing to fall back to
+        try:
+            self.current = load()
+        except RuleSetInvalid as exc:
+            if fallback is None:
+                raise
+            try:
+                self.current = fallback()
+            except RuleSetInvalid:
+                raise exc from None
+            self.last = ReloadResult(False, self.current.version, datetime.now(UTC), _problems(exc))
+            self._observer.rules_loaded(self.current.version, False)
+            return
         self.last = ReloadResult(True, self.current.version, datetime.now(UTC))
         self._observer.rules_loaded(self.current.version, True)
 
@@ -29,12 +47,7 @@ class RuleBook:
         try:
             candidate = self._load()
         except RuleSetInvalid as exc:
-            self.last = ReloadResult(
-                False,
-                self.current.version,
-                datetime.now(UTC),
-                tuple(str(p) for p in exc.problems),
-            )
+            self.last = ReloadResult(False, self.current.version, datetime.now(UTC), _problems(exc))
             self._observer.rules_loaded(self.current.version, False)
             return self.last
         # One reference assignment: a request sees the old set or the new, never a mix.
@@ -42,3 +55,7 @@ class RuleBook:
         self.last = ReloadResult(True, candidate.version, datetime.now(UTC))
         self._observer.rules_loaded(candidate.version, True)
         return self.last
+
+
+def _problems(exc: RuleSetInvalid) -> tuple[str, ...]:
+    return tuple(str(p) for p in exc.problems)

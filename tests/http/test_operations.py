@@ -5,9 +5,11 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
+from points_service.domain.rules import RuleSetInvalid
 from points_service.http.app import create_app
 from points_service.settings import Settings
 from tests.conftest import ROOT, unique
@@ -61,3 +63,29 @@ async def test_redis_unreachable_is_a_503_with_retry_after(base_settings: Settin
         assert (await client.get("/health/live")).status_code == 200
         # nothing reached the ledger
         assert (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"] == []
+
+
+async def test_a_process_started_on_broken_rules_serves_the_last_good_set(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    settings = replace(base_settings, rules_dir=rules)
+    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+        good = (await client.get("/v1/admin/rules")).json()["version"]
+
+    text = (rules / "default.toml").read_text()
+    (rules / "default.toml").write_text(text.replace("points = 3", "points = -3"))
+    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+        status = (await client.get("/v1/admin/rules")).json()
+        assert status["version"] == good
+        assert status["last_reload_ok"] is False
+        assert any("rule 'post': field `points`" in p for p in status["problems"])
+        posted = await client.post("/v1/events", json=body(unique("u"), "post", content_id="p"))
+        assert posted.json()["points"] == 3
+
+    fresh = replace(settings, data_dir=tmp_path / "elsewhere")  # no last good set there
+    with pytest.raises(BaseExceptionGroup) as caught:  # the test client's task group
+        async with AsyncTestClient(create_app(fresh, CollectorRegistry())):
+            pass
+    assert caught.value.subgroup(RuleSetInvalid) is not None
