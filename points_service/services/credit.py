@@ -4,6 +4,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import msgspec
+
 from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
@@ -67,6 +69,13 @@ def _outcome(decision: Decision) -> str:
     return decision.l[0].reason if decision.l else "no_points"
 
 
+_stored = msgspec.json.Decoder(Decision)
+
+
+def _rejected(conflict: Conflict, event_id: str) -> Rejected:
+    return Rejected(409, conflict.code, conflict.field, conflict.message, event_id)
+
+
 def _reused(event_id: str) -> Conflict:
     return Conflict(
         "event_id_reused",
@@ -111,22 +120,33 @@ class Credits:
         [applied] = await self._state.apply(event.informant_id, [plan])
         if applied.decision.h != plan.h:
             raise _reused(event.event_id)
-        replayed = applied.replayed
-        if not plan.dry:
-            # A replay commits too: the first delivery may have died before its commit.
-            # It is a replay for the caller only when an answer was given before, which
-            # is when the ledger already held the event.
-            [status] = await self._ledger.commit(
-                [CreditWrite(event, applied.decision, now, imported=replaying)]
-            )
-            if status is WriteStatus.CONFLICT:
-                raise _reused(event.event_id)
-            replayed = status is WriteStatus.EXISTING
-            if not replayed:
-                self._observer.event_judged(
-                    event.action, _outcome(applied.decision), applied.decision.p
-                )
-        return _credited(event, applied.decision, replayed)
+        if plan.dry:
+            return _credited(event, applied.decision, applied.replayed)
+        # A replay commits too: the first delivery may have died before its commit.
+        [status] = await self._ledger.commit(
+            [CreditWrite(event, applied.decision, now, imported=replaying)]
+        )
+        credited = await self._settle(event, applied.decision, applied.replayed, status)
+        if not credited.replayed:
+            self._observer.event_judged(event.action, _outcome(applied.decision), credited.points)
+        return credited
+
+    async def _settle(
+        self, event: Event, decision: Decision, held: bool, status: WriteStatus
+    ) -> Credited:
+        """The answer once the ledger has spoken. It is a replay only when an answer was
+        given before, which is when the ledger already held the event; if Redis no longer
+        held the decision (`held` false: its record expired after the grace window, or
+        Redis lost it), the first answer is the one in the ledger."""
+        if status is WriteStatus.CONFLICT:
+            raise _reused(event.event_id)
+        if status is WriteStatus.INSERTED:
+            return _credited(event, decision, False)
+        if not held:
+            record = await self._ledger.event(event.event_id)
+            assert record is not None, "the ledger reported the event as present"
+            decision = _stored.decode(record.decision)
+        return _credited(event, decision, True)
 
     async def record_batch(
         self, items: Sequence[Event | Rejected], *, replaying: bool = False
@@ -153,34 +173,29 @@ class Credits:
             {informant: [p for _, _, p in group] for informant, group in groups.items()}
         )
         writes: list[CreditWrite] = []
-        pending: list[tuple[int, Event, Decision]] = []
+        pending: list[tuple[int, Event, Decision, bool]] = []
         for informant, group in groups.items():
             for (position, event, plan), result in zip(group, applied[informant], strict=True):
                 if result.decision.h != plan.h:
-                    conflict = _reused(event.event_id)
-                    results[position] = Rejected(
-                        409, conflict.code, "event_id", conflict.message, event.event_id
-                    )
+                    results[position] = _rejected(_reused(event.event_id), event.event_id)
                 elif plan.dry:
                     results[position] = _credited(event, result.decision, result.replayed)
                 else:
                     writes.append(CreditWrite(event, result.decision, now, imported=replaying))
-                    pending.append((position, event, result.decision))
+                    pending.append((position, event, result.decision, result.replayed))
         statuses = await self._ledger.commit(writes) if writes else []
         judged: dict[tuple[str, str], tuple[int, int]] = {}
-        for (position, event, decision), status in zip(pending, statuses, strict=True):
-            if status is WriteStatus.CONFLICT:
-                conflict = _reused(event.event_id)
-                results[position] = Rejected(
-                    409, conflict.code, "event_id", conflict.message, event.event_id
-                )
+        for (position, event, decision, held), status in zip(pending, statuses, strict=True):
+            try:
+                credited = await self._settle(event, decision, held, status)
+            except Conflict as conflict:
+                results[position] = _rejected(conflict, event.event_id)
                 continue
-            replayed = status is WriteStatus.EXISTING
-            if not replayed:
+            if not credited.replayed:
                 key = (event.action, _outcome(decision))
                 count, points = judged.get(key, (0, 0))
                 judged[key] = (count + 1, points + decision.p)
-            results[position] = _credited(event, decision, replayed)
+            results[position] = credited
         for (action, outcome), (count, points) in judged.items():
             self._observer.event_judged(action, outcome, points, count)
         return [r for r in results if r is not None]

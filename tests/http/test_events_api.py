@@ -5,8 +5,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
-from tests.conftest import unique
+from points_service.settings import Settings
+from tests.conftest import REDIS_URL, unique
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -241,3 +243,21 @@ async def test_operations_endpoints(client: Client) -> None:
     assert {"/v1/events", "/v1/events/batch", "/v1/informants/{informant_id}/points"} <= set(
         schema["paths"]
     )
+
+
+async def test_a_retry_after_redis_forgot_gets_the_first_answer_from_the_ledger(
+    client: Client, settings: Settings
+) -> None:
+    who = unique("u")
+    event = body(who, "share", content_id="c1")
+    first = (await client.post("/v1/events", json=event)).json()
+    # What an expired idempotency record (or a lost Redis) looks like: the keys are gone.
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:{{{who}}}:*")]
+    assert keys
+    await redis.unlink(*keys)
+    await redis.aclose()
+    again = (await client.post("/v1/events", json=event)).json()
+    assert again == {**first, "replayed": True}
+    ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
+    assert [e["points"] for e in ledger] == [2]
