@@ -13,12 +13,10 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Send
 from prometheus_client import CollectorRegistry
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from points_service import __version__
 from points_service.adapters.logging import configure_logging
+from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.http.errors import exception_handlers
 from points_service.http.openapi import body_components
@@ -26,15 +24,6 @@ from points_service.http.routes import ROUTES, reload_rules
 from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
 from points_service.runtime import Runtime
 from points_service.settings import Settings
-
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
 
 _log = structlog.get_logger("points_service")
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
+import asyncpg
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.domain.calendar import day_from_number
 from points_service.domain.ledger import CreditWrite
@@ -88,8 +88,16 @@ _PG_KNOWN: Final = "SELECT event_id, body_hash FROM events WHERE event_id = ANY(
 
 
 class PostgresCreditWriter:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    """Writes on one asyncpg connection of its own.
+
+    The group committer writes one batch at a time, so one connection is all it needs;
+    going through SQLAlchemy's pool cost a checkout with a pre-ping round trip per batch.
+    A connection that fails is dropped and the next batch opens a new one.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
 
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
@@ -105,16 +113,24 @@ class PostgresCreditWriter:
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            inserted = {r[0] for r in await driver.fetch(_PG_CREDIT, *columns, now)}
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn, timeout=5)
+        try:
+            inserted = {r[0] for r in await self._conn.fetch(_PG_CREDIT, *columns, now)}
             missing = [w.event.event_id for w in credits if w.event.event_id not in inserted]
-            known = {r[0]: r[1] for r in await driver.fetch(_PG_KNOWN, missing)} if missing else {}
+            known = (
+                {r[0]: r[1] for r in await self._conn.fetch(_PG_KNOWN, missing)} if missing else {}
+            )
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            self._conn.terminate()
+            self._conn = None
+            raise
         return inserted, known
 
     async def close(self) -> None:
-        pass
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
 
 # A batch shares its received_at and mostly its occurred_at and days: format each once.

@@ -307,7 +307,8 @@ async def open_ledger(
     await migrate(engine)
     writer: CreditWriter
     if engine.dialect.name == "postgresql":
-        writer = PostgresCreditWriter(engine)
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        writer = PostgresCreditWriter(dsn)
     else:
         path = engine.url.database
         assert path, "an SQLite ledger needs a file"
