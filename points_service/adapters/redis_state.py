@@ -153,6 +153,9 @@ class RedisState:
             today={k.decode(): int(v) for k, v in today.items() if not k.startswith(b"x:")},
         )
 
+    async def balance(self, informant_id: str) -> int:
+        return _int(await self._redis.hget(f"{self._tag(informant_id)}:s", "b"))
+
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 

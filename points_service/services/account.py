@@ -116,8 +116,8 @@ class Accounts:
                     f"redemption_id {redemption_id!r} was already used for another redemption",
                     field="redemption_id",
                 )
-            snap = await self._state.snapshot(informant_id, 0)
-            return Redeemed(redemption_id, informant_id, points, item, snap.balance, True)
+            balance = await self._state.balance(informant_id)
+            return Redeemed(redemption_id, informant_id, points, item, balance, True)
         result = await self._state.redeem(informant_id, redemption_id, points, body)
         if isinstance(result, Overdraw):
             raise Conflict(
