@@ -13,7 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from points_service.adapters.script_pipeline import ScriptPipeline
-from points_service.domain.engine import Decision, EventPlan
+from points_service.domain.engine import Decision, EventPlan, undo_of
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
 _LUA = files("points_service.adapters") / "lua"
@@ -84,6 +84,7 @@ class RedisState:
         self._apply = self._scripts.register(_LUA.joinpath("apply.lua").read_text())
         self._redeem = self._scripts.register(_LUA.joinpath("redeem.lua").read_text())
         self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())
+        self._undo = self._scripts.register(_LUA.joinpath("undo.lua").read_text())
 
     def _tag(self, informant_id: str) -> str:
         return key_tag(self._prefix, informant_id)
@@ -152,6 +153,14 @@ class RedisState:
             streak_day=_int(state.get(b"sd")),
             today={k.decode(): int(v) for k, v in today.items() if not k.startswith(b"x:")},
         )
+
+    async def undo(self, informant_id: str, plan: EventPlan, decision: Decision) -> bool:
+        tag = self._tag(informant_id)
+        keys = [f"{tag}:s", f"{tag}:x", f"{tag}:i:{plan.e}", f"{tag}:d:{plan.day}"]
+        undone = await self._scripts.call(
+            self._undo, keys, [msgspec.json.encode(undo_of(plan, decision))]
+        )
+        return bool(undone)
 
     async def balance(self, informant_id: str) -> int:
         return _int(await self._redis.hget(f"{self._tag(informant_id)}:s", "b"))

@@ -75,6 +75,7 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     v: str  # rule-set version
     day: int
     late: bool = False
+    ps: tuple[int, int] | None = None  # streak and streak day before, when this changed them
 
     def counters(self) -> dict[str, int]:
         return dict(zip(COUNTERS, self.c, strict=True))
@@ -216,6 +217,7 @@ def decide(plan: EventPlan, state: InformantState) -> tuple[Decision, bool]:  # 
         day["a:" + plan.a] = day.get("a:" + plan.a, 0) + 1
         day["ap:" + plan.a] = day.get("ap:" + plan.a, 0) + total
     balance = state.balance + total
+    before = (state.streak, state.streak_day)
     decision = Decision(
         h=plan.h,
         p=total,
@@ -226,6 +228,7 @@ def decide(plan: EventPlan, state: InformantState) -> tuple[Decision, bool]:  # 
         v=plan.v,
         day=plan.day,
         late=plan.late,
+        ps=before if (streak, streak_day) != before else None,
     )
     if write:
         state.balance = balance
@@ -233,3 +236,29 @@ def decide(plan: EventPlan, state: InformantState) -> tuple[Decision, bool]:  # 
         state.streak, state.streak_day = streak, streak_day
         state.decisions[plan.e] = decision
     return decision, False
+
+
+class Undo(msgspec.Struct, omit_defaults=True, frozen=True, gc=False):
+    """What `undo.lua` takes back of one decision (see there)."""
+
+    h: str
+    a: str
+    t: int
+    late: bool = False
+    ps: tuple[int, int] | None = None
+    r: list[tuple[str, int, str, int]] = msgspec.field(default_factory=list)
+
+
+FIRST_OCCURRENCE: Final = frozenset({CREDITED, DAILY_CAP})
+
+
+def undo_of(plan: EventPlan, decision: Decision) -> Undo:
+    """The state changes `decide` made for this plan: every rule whose line shows a first
+    occurrence counted once, consumed its points and recorded its dedup member."""
+    lines = {line.rule: line for line in decision.l}
+    taken = []
+    for rule in plan.rules:
+        line = lines.get(rule.r)
+        if line is not None and line.reason in FIRST_OCCURRENCE:
+            taken.append((rule.r, line.points, rule.dk or "", 1 if rule.ever else 0))
+    return Undo(h=decision.h, a=plan.a, t=decision.p, late=decision.late, ps=decision.ps, r=taken)

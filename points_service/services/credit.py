@@ -1,5 +1,7 @@
 """Record events: judge them against the live rules, apply atomically, commit durably."""
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -10,6 +12,7 @@ from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.ledger import CreditWrite, WriteStatus
+from points_service.domain.state import Applied
 from points_service.services.errors import Conflict, InvalidInput
 from points_service.services.ports import Ledger, NullObserver, Observer, StateStore
 from points_service.services.rulebook import RuleBook
@@ -123,13 +126,27 @@ class Credits:
         if plan.dry:
             return _credited(event, applied.decision, applied.replayed)
         # A replay commits too: the first delivery may have died before its commit.
-        [status] = await self._ledger.commit(
-            [CreditWrite(event, applied.decision, now, imported=replaying)]
-        )
+        fresh = [] if applied.replayed else [(event.informant_id, plan, applied.decision)]
+        try:
+            [status] = await self._ledger.commit(
+                [CreditWrite(event, applied.decision, now, imported=replaying)]
+            )
+        except Exception:
+            await self._take_back(fresh)
+            raise
+        if status is WriteStatus.CONFLICT:
+            await self._take_back(fresh)
         credited = await self._settle(event, applied.decision, applied.replayed, status)
         if not credited.replayed:
             self._observer.event_judged(event.action, _outcome(applied.decision), credited.points)
         return credited
+
+    async def _take_back(self, decisions: Sequence[tuple[str, EventPlan, Decision]]) -> None:
+        """Undo in Redis what decisions that will not be acknowledged changed, so that
+        nothing is half-applied. Best effort: if Redis fails too, the decision stays held
+        under its event id and the client's retry commits it."""
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(self._state.undo(i, p, d) for i, p, d in decisions))
 
     async def _settle(
         self, event: Event, decision: Decision, held: bool, status: WriteStatus
@@ -148,16 +165,14 @@ class Credits:
             decision = _stored.decode(record.decision)
         return _credited(event, decision, True)
 
-    async def record_batch(
-        self, items: Sequence[Event | Rejected], *, replaying: bool = False
-    ) -> list[Credited | Rejected]:
-        """Many events; each valid one is credited, each invalid one is answered in place.
-
-        Redis sees one script call per informant, all pipelined; the ledger commits the
-        whole batch in one transaction.
-        """
-        now = self._clock()
-        results: list[Credited | Rejected | None] = [None] * len(items)
+    def _plan_batch(
+        self,
+        items: Sequence[Event | Rejected],
+        now: datetime,
+        replaying: bool,
+        results: list[Credited | Rejected | None],
+    ) -> dict[str, list[tuple[int, Event, EventPlan]]]:
+        """Plans grouped by informant; refusals go straight into `results`."""
         groups: dict[str, list[tuple[int, Event, EventPlan]]] = {}
         for position, item in enumerate(items):
             if isinstance(item, Rejected):
@@ -169,11 +184,23 @@ class Credits:
                 results[position] = Rejected(422, "invalid", exc.field, exc.message, item.event_id)
                 continue
             groups.setdefault(item.informant_id, []).append((position, item, plan))
+        return groups
+
+    async def record_batch(
+        self, items: Sequence[Event | Rejected], *, replaying: bool = False
+    ) -> list[Credited | Rejected]:
+        """Many events; each valid one is credited, each invalid one is answered in place.
+
+        Redis sees one script call per informant, all pipelined; the ledger commits the
+        whole batch in one transaction.
+        """
+        now = self._clock()
+        results: list[Credited | Rejected | None] = [None] * len(items)
+        groups = self._plan_batch(items, now, replaying, results)
         applied = await self._state.apply_groups(
             {informant: [p for _, _, p in group] for informant, group in groups.items()}
         )
-        writes: list[CreditWrite] = []
-        pending: list[tuple[int, Event, Decision, bool]] = []
+        batch = _Batch()
         for informant, group in groups.items():
             for (position, event, plan), result in zip(group, applied[informant], strict=True):
                 if result.decision.h != plan.h:
@@ -181,14 +208,19 @@ class Credits:
                 elif plan.dry:
                     results[position] = _credited(event, result.decision, result.replayed)
                 else:
-                    writes.append(CreditWrite(event, result.decision, now, imported=replaying))
-                    pending.append((position, event, result.decision, result.replayed))
-        statuses = await self._ledger.commit(writes) if writes else []
+                    batch.add(position, event, plan, result, now, replaying)
+        try:
+            statuses = await self._ledger.commit(batch.writes) if batch.writes else []
+        except Exception:
+            await self._take_back(list(batch.fresh.values()))
+            raise
         judged: dict[tuple[str, str], tuple[int, int]] = {}
-        for (position, event, decision, held), status in zip(pending, statuses, strict=True):
+        for (position, event, decision, held), status in zip(batch.pending, statuses, strict=True):
             try:
                 credited = await self._settle(event, decision, held, status)
             except Conflict as conflict:
+                if position in batch.fresh:
+                    await self._take_back([batch.fresh[position]])
                 results[position] = _rejected(conflict, event.event_id)
                 continue
             if not credited.replayed:
@@ -199,3 +231,27 @@ class Credits:
         for (action, outcome), (count, points) in judged.items():
             self._observer.event_judged(action, outcome, points, count)
         return [r for r in results if r is not None]
+
+
+class _Batch:
+    """The writes of a batch, and which of them Redis applied just now (to take back if
+    the commit fails)."""
+
+    def __init__(self) -> None:
+        self.writes: list[CreditWrite] = []
+        self.pending: list[tuple[int, Event, Decision, bool]] = []
+        self.fresh: dict[int, tuple[str, EventPlan, Decision]] = {}
+
+    def add(
+        self,
+        position: int,
+        event: Event,
+        plan: EventPlan,
+        result: Applied,
+        now: datetime,
+        replaying: bool,
+    ) -> None:
+        self.writes.append(CreditWrite(event, result.decision, now, imported=replaying))
+        self.pending.append((position, event, result.decision, result.replayed))
+        if not result.replayed:
+            self.fresh[position] = (event.informant_id, plan, result.decision)

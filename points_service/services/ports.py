@@ -3,7 +3,7 @@
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from points_service.domain.engine import EventPlan
+from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.ledger import Balance, EventRecord, LedgerEntry, Write, WriteStatus
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
@@ -26,6 +26,8 @@ class StateStore(Protocol):
     async def snapshot(self, informant_id: str, day: int) -> PointsSnapshot: ...
 
     async def balance(self, informant_id: str) -> int: ...
+
+    async def undo(self, informant_id: str, plan: EventPlan, decision: Decision) -> bool: ...
 
     async def ping(self) -> bool: ...
 

@@ -261,3 +261,16 @@ async def test_a_retry_after_redis_forgot_gets_the_first_answer_from_the_ledger(
     assert again == {**first, "replayed": True}
     ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
     assert [e["points"] for e in ledger] == [2]
+
+
+async def test_an_event_id_taken_by_another_informant_leaves_no_trace(client: Client) -> None:
+    first, second = unique("u"), unique("u")
+    event = body(first, "share", content_id="c1")
+    assert (await client.post("/v1/events", json=event)).json()["points"] == 2
+    stolen = await client.post("/v1/events", json={**event, "informant_id": second})
+    assert (stolen.status_code, stolen.json()["field"]) == (409, "event_id")
+    points = (await client.get(f"/v1/informants/{second}/points")).json()
+    assert (points["balance"], points["today"]["share"]["count"]) == (0, 0)
+    # the share of c1 was not recorded for the second informant: it still pays
+    own = await client.post("/v1/events", json=body(second, "share", content_id="c1"))
+    assert (own.json()["points"], own.json()["lines"][0]["reason"]) == (2, "credited")

@@ -48,7 +48,13 @@ async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[P
         lost = await client.post("/v1/events", json=during)
         assert lost.status_code == 503
         assert lost.headers["retry-after"] == "1"
+        signed = body(who, "sign_in")
+        batch = await client.post("/v1/events/batch", json=[signed, body(who, "login")])
+        assert batch.status_code == 503
         assert (await client.get("/health/ready")).status_code == 503
+        # Nothing of the unacknowledged events is left in Redis either.
+        points = (await client.get(f"/v1/informants/{who}/points")).json()
+        assert (points["balance"], points["streak"], points["today"]["post"]["count"]) == (3, 0, 1)
 
         proxy.restore()
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
@@ -58,9 +64,11 @@ async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[P
         assert (retried.json()["points"], retried.json()["replayed"]) == (3, False)
         again = await client.post("/v1/events", json=during)
         assert again.json()["replayed"] is True
+        signed_again = (await client.post("/v1/events", json=signed)).json()
+        assert (signed_again["points"], signed_again["streak"]) == (5, 1)
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
-        assert sorted(e["points"] for e in ledger) == [3, 3]
-        assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 6
+        assert sorted(e["points"] for e in ledger) == [3, 3, 5]
+        assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 11
         assert (await client.get("/health/ready")).status_code == 200
 
 

@@ -125,8 +125,10 @@ for _, g in ipairs(req.g) do
         redis.call('HSET', dkey, unpack(args))
         redis.call('EXPIRE', dkey, req.t)
       end
+      local ps = nil
+      if sk ~= streak or sd ~= streak_day then ps = {streak, streak_day} end
       local decision = cjson.encode({h = ev.h, p = total, b = balance + total, l = lines,
-        c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false})
+        c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false, ps = ps})
       if write then
         balance = balance + total
         earned = earned + total
