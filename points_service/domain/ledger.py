@@ -68,11 +68,3 @@ class EventRecord:
     counters: tuple[int, int, int]
     body_hash: str
     decision: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    informant_id: str
-    balance: int
-    earned: int
-    spent: int

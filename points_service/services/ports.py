@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from points_service.domain.engine import Decision, EventPlan
-from points_service.domain.ledger import Balance, EventRecord, LedgerEntry, Write, WriteStatus
+from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
 
@@ -42,8 +42,6 @@ class Ledger(Protocol):
     async def entries(
         self, informant_id: str, *, before: int | None, limit: int
     ) -> list[LedgerEntry]: ...
-
-    async def balance(self, informant_id: str) -> Balance: ...
 
     async def ping(self) -> None: ...
 

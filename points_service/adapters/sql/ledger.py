@@ -1,10 +1,11 @@
 """The durable ledger, written by a group committer.
 
 Callers hand writes to `commit` and wait. One task drains whatever has queued up and
-writes it in a single transaction, so a burst of concurrent requests pays for one
-commit (and one fsync) between them; under light load a batch is a single write and
-nothing waits for a timer. Each write is idempotent on its key (event id, or kind and
-reference id), so a retry of a half-done request completes it and never doubles it.
+writes it at once (credits in one transaction; redemptions and reversals, rarer, in a
+second), so a burst of concurrent requests pays for one commit (and one fsync) between
+them; under light load a batch is a single write and nothing waits for a timer. Each
+write is idempotent on its key (event id, or kind and reference id), so a retry of a
+half-done request completes it and never doubles it.
 """
 
 import asyncio
@@ -25,7 +26,6 @@ from points_service.adapters.sql.credit_writers import (
 from points_service.adapters.sql.engine import create_engine, migrate
 from points_service.adapters.sql.tables import balances, events, ledger_entries
 from points_service.domain.ledger import (
-    Balance,
     CreditWrite,
     EventRecord,
     LedgerEntry,
@@ -237,16 +237,6 @@ class SqlLedger:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_entry(r._mapping) for r in rows]
-
-    async def balance(self, informant_id: str) -> Balance:
-        query = select(balances.c.balance, balances.c.earned, balances.c.spent).where(
-            balances.c.informant_id == informant_id
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return Balance(informant_id, 0, 0, 0)
-        return Balance(informant_id, row.balance, row.earned, row.spent)
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
