@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -87,6 +88,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 version=runtime.rules.current.version,
                 problems=list(runtime.rules.last.problems),
             )
+        # Everything built so far lives as long as the process: keep the collector's
+        # full passes from walking it again and again under load.
+        gc.freeze()
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )
