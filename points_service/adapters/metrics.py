@@ -1,6 +1,9 @@
 """Prometheus metrics on the service's own registry. Labels are bounded: never an id."""
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_log = structlog.get_logger("points_service.state")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -46,6 +49,11 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.undo_failures = Counter(
+            "points_state_undo_failures_total",
+            "Unacknowledged events whose Redis changes could not be taken back",
+            registry=registry,
+        )
         self.rules_reload_ok = Gauge(
             "points_rules_last_reload_success",
             "1 when the last rule reload succeeded, 0 when it was refused",
@@ -62,6 +70,10 @@ class Metrics:
         self.rules_info.info({"version": version})
         self.rules_reloads.labels("ok" if ok else "refused").inc()
         self.rules_reload_ok.set(1 if ok else 0)
+
+    def undo_failed(self, error: BaseException) -> None:
+        self.undo_failures.inc()
+        _log.error("state_undo_failed", error=repr(error))
 
     def commit_observed(self, size: int, seconds: float) -> None:
         self.commit_batch.observe(size)

@@ -1,7 +1,6 @@
 """Record events: judge them against the live rules, apply atomically, commit durably."""
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -145,8 +144,12 @@ class Credits:
         """Undo in Redis what decisions that will not be acknowledged changed, so that
         nothing is half-applied. Best effort: if Redis fails too, the decision stays held
         under its event id and the client's retry commits it."""
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*(self._state.undo(i, p, d) for i, p, d in decisions))
+        outcomes = await asyncio.gather(
+            *(self._state.undo(i, p, d) for i, p, d in decisions), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                self._observer.undo_failed(outcome)
 
     async def _settle(
         self, event: Event, decision: Decision, held: bool, status: WriteStatus

@@ -53,10 +53,15 @@ class Observer(Protocol):
 
     def rules_loaded(self, version: str, ok: bool) -> None: ...
 
+    def undo_failed(self, error: BaseException) -> None: ...
+
 
 class NullObserver:
     def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None:
         pass
 
     def rules_loaded(self, version: str, ok: bool) -> None:
+        pass
+
+    def undo_failed(self, error: BaseException) -> None:
         pass

@@ -196,8 +196,16 @@ async def test_reversal_claws_back_once(client: Client) -> None:
     again = await client.post(url)
     assert (again.json()["balance"], again.json()["replayed"]) == (0, True)
     assert (await client.post("/v1/events/nope/reversal")).status_code == 404
+    duplicate = body(who, "share", content_id="c1")  # paid nothing: reversing it takes 0
+    await client.post("/v1/events", json=duplicate)
+    zero = await client.post(f"/v1/events/{duplicate['event_id']}/reversal")
+    assert (zero.status_code, zero.json()["points"], zero.json()["balance"]) == (200, 0, 0)
     ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
-    assert [(e["kind"], e["points"]) for e in ledger] == [("reversal", -2), ("credit", 2)]
+    assert [(e["kind"], e["points"]) for e in ledger] == [
+        ("reversal", 0),
+        ("reversal", -2),
+        ("credit", 2),
+    ]
     points = (await client.get(f"/v1/informants/{who}/points")).json()
     assert (points["balance"], points["earned"]) == (0, 0)
 

@@ -49,12 +49,14 @@ async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[P
         assert lost.status_code == 503
         assert lost.headers["retry-after"] == "1"
         signed = body(who, "sign_in")
-        batch = await client.post("/v1/events/batch", json=[signed, body(who, "login")])
+        repeat = body(who, "post", content_id="p1")  # a duplicate: pays 0, changes little
+        batch = await client.post("/v1/events/batch", json=[signed, body(who, "login"), repeat])
         assert batch.status_code == 503
         assert (await client.get("/health/ready")).status_code == 503
         # Nothing of the unacknowledged events is left in Redis either.
         points = (await client.get(f"/v1/informants/{who}/points")).json()
         assert (points["balance"], points["streak"], points["today"]["post"]["count"]) == (3, 0, 1)
+        assert "points_state_undo_failures_total 0.0" in (await client.get("/metrics")).text
 
         proxy.restore()
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]

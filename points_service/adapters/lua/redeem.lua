@@ -2,6 +2,7 @@
 -- KEYS[1] state hash, KEYS[2] idempotency string for the redemption id
 -- ARGV[1] points, ARGV[2] body hash, ARGV[3] idempotency ttl seconds
 -- Returns {0 new | 1 replay | 2 overdraw, JSON or balance}
+-- (0 - x, never -x: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.)
 local known = redis.call('GET', KEYS[2])
 if known then
   return {1, known}
@@ -11,7 +12,7 @@ local balance = tonumber(redis.call('HGET', KEYS[1], 'b') or '0')
 if balance < points then
   return {2, tostring(balance)}
 end
-balance = redis.call('HINCRBY', KEYS[1], 'b', -points)
+balance = redis.call('HINCRBY', KEYS[1], 'b', 0 - points)
 local record = cjson.encode({h = ARGV[2], p = points, b = balance})
 redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[3]))
 return {0, record}

@@ -3,13 +3,14 @@
 -- KEYS[1] state hash, KEYS[2] idempotency string for the reversed event
 -- ARGV[1] points, ARGV[2] idempotency ttl seconds
 -- Returns {0 new | 1 replay, JSON}
+-- (0 - x, never -x: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.)
 local known = redis.call('GET', KEYS[2])
 if known then
   return {1, known}
 end
 local points = tonumber(ARGV[1])
-local balance = redis.call('HINCRBY', KEYS[1], 'b', -points)
-redis.call('HINCRBY', KEYS[1], 'e', -points)
+local balance = redis.call('HINCRBY', KEYS[1], 'b', 0 - points)
+redis.call('HINCRBY', KEYS[1], 'e', 0 - points)
 local record = cjson.encode({p = points, b = balance})
 redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[2]))
 return {0, record}
