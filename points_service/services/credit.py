@@ -133,7 +133,9 @@ class Credits:
         except Exception:
             await self._take_back(fresh)
             raise
-        if status is WriteStatus.CONFLICT:
+        if status is not WriteStatus.INSERTED:
+            # Redis judged it anew, but the ledger had it (or another event has the id):
+            # what Redis just applied was never this answer's, so take it back.
             await self._take_back(fresh)
         credited = await self._settle(event, applied.decision, applied.replayed, status)
         if not credited.replayed:
@@ -218,12 +220,17 @@ class Credits:
             await self._take_back(list(batch.fresh.values()))
             raise
         judged: dict[tuple[str, str], tuple[int, int]] = {}
+        await self._take_back(
+            [
+                batch.fresh[position]
+                for (position, *_), status in zip(batch.pending, statuses, strict=True)
+                if position in batch.fresh and status is not WriteStatus.INSERTED
+            ]
+        )
         for (position, event, decision, held), status in zip(batch.pending, statuses, strict=True):
             try:
                 credited = await self._settle(event, decision, held, status)
             except Conflict as conflict:
-                if position in batch.fresh:
-                    await self._take_back([batch.fresh[position]])
                 results[position] = _rejected(conflict, event.event_id)
                 continue
             if not credited.replayed:
