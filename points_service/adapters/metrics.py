@@ -11,6 +11,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # labels() takes a lock and builds a key on every call; on the per-request path
+        # the children are looked up once and kept (the label sets are few and bounded).
+        self._request_children: dict[tuple[str, str, int], Histogram] = {}
+        self._event_children: dict[tuple[str, str], Counter] = {}
         self.events = Counter(
             "points_events_total",
             "Events judged, by action and outcome (credited, duplicate, daily_cap, late, ...)",
@@ -60,9 +64,20 @@ class Metrics:
             registry=registry,
         )
 
+    def request_seconds(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(method, route, str(status))
+        child.observe(seconds)
+
     # Observer (services.ports.Observer)
     def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None:
-        self.events.labels(action, outcome).inc(count)
+        key = (action, outcome)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(action, outcome)
+        child.inc(count)
         if points:
             self.points.labels(action).inc(points)
 

@@ -53,9 +53,7 @@ def _observe(app: Litestar, settings: Settings) -> Any:
                 route = scope.get("path_template", "unmatched")
                 runtime: Runtime | None = getattr(app.state, "runtime", None)
                 if runtime is not None:
-                    runtime.metrics.requests.labels(scope["method"], route, str(status)).observe(
-                        elapsed
-                    )
+                    runtime.metrics.request_seconds(scope["method"], route, status, elapsed)
                 if settings.access_log:
                     _log.info(
                         "request",
