@@ -66,7 +66,7 @@ class Runtime:
         )
         calendar = Calendar.named(settings.timezone)
         credits = Credits(state, ledger, rules, calendar, settings.grace, utc_now, metrics)
-        accounts = Accounts(state, ledger, calendar, utc_now)
+        accounts = Accounts(state, ledger, calendar, utc_now, rules)
         return cls(settings, redis, ledger, state, rules, credits, accounts, metrics, embedded)
 
     async def stop(self) -> None:

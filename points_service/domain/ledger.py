@@ -30,6 +30,7 @@ class RedemptionWrite:
     item: str
     body_hash: str
     at: datetime
+    rule_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class ReversalWrite:
     points: int
     reason: str
     at: datetime
+    rule_version: str
 
 
 Write = CreditWrite | RedemptionWrite | ReversalWrite

@@ -11,6 +11,7 @@ from points_service.domain.ledger import LedgerEntry, RedemptionWrite, ReversalW
 from points_service.domain.state import Overdraw
 from points_service.services.errors import Conflict, NotFound
 from points_service.services.ports import Ledger, StateStore
+from points_service.services.rulebook import RuleBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,13 @@ class Accounts:
         ledger: Ledger,
         calendar: Calendar,
         clock: Callable[[], datetime],
+        rules: RuleBook,
     ) -> None:
         self._state = state
         self._ledger = ledger
         self._calendar = calendar
         self._clock = clock
+        self._rules = rules  # its live version is stamped on every ledger entry
 
     async def points(self, informant_id: str) -> PointsView:
         today = self._calendar.day_number(self._clock())
@@ -133,7 +136,17 @@ class Accounts:
                 field="redemption_id",
             )
         [status] = await self._ledger.commit(
-            [RedemptionWrite(informant_id, redemption_id, points, item, body, self._clock())]
+            [
+                RedemptionWrite(
+                    informant_id,
+                    redemption_id,
+                    points,
+                    item,
+                    body,
+                    self._clock(),
+                    self._rules.current.version,
+                )
+            ]
         )
         return Redeemed(
             redemption_id,
@@ -157,6 +170,7 @@ class Accounts:
                     record.points,
                     reason,
                     self._clock(),
+                    self._rules.current.version,
                 )
             ]
         )

@@ -206,6 +206,7 @@ async def test_reversal_claws_back_once(client: Client) -> None:
         ("reversal", -2),
         ("credit", 2),
     ]
+    assert len({e["rule_version"] for e in ledger}) == 1  # every entry names the rule set
     points = (await client.get(f"/v1/informants/{who}/points")).json()
     assert (points["balance"], points["earned"]) == (0, 0)
 

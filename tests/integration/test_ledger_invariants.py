@@ -51,10 +51,9 @@ class CreditPath(RuleBasedStateMachine):
         self.ledger: SqlLedger = self.run(open_ledger(database_url(None, Path(self.tmp.name))))
         clock = lambda: NOW  # noqa: E731 - a fixed programme time keeps every event on one day
         calendar = Calendar.named("Asia/Shanghai")
-        self.credits = Credits(
-            self.state, self.ledger, RuleBook(lambda: RULES), calendar, timedelta(hours=72), clock
-        )
-        self.accounts = Accounts(self.state, self.ledger, calendar, clock)
+        book = RuleBook(lambda: RULES)
+        self.credits = Credits(self.state, self.ledger, book, calendar, timedelta(hours=72), clock)
+        self.accounts = Accounts(self.state, self.ledger, calendar, clock, book)
         self.sent: list[Event] = []
 
     def run(self, work):  # type: ignore[no-untyped-def]

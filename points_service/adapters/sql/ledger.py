@@ -258,7 +258,7 @@ def _entry_row(w: RedemptionWrite | ReversalWrite, now: datetime) -> dict[str, A
             "points": -w.points,
             "day": None,
             "created_at": w.at,
-            "rule_version": None,
+            "rule_version": w.rule_version,
             "detail": w.item[:256],
             "body_hash": w.body_hash,
         }
@@ -269,7 +269,7 @@ def _entry_row(w: RedemptionWrite | ReversalWrite, now: datetime) -> dict[str, A
         "points": -w.points,
         "day": None,
         "created_at": w.at,
-        "rule_version": None,
+        "rule_version": w.rule_version,
         "detail": w.reason[:256],
     }
 
