@@ -1,7 +1,6 @@
 """The one provider of adapters and services, shared by the HTTP app, the CLI and tests."""
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -35,7 +34,6 @@ class Runtime:
     accounts: Accounts
     metrics: Metrics
     embedded: EmbeddedRedis | None = None
-    started: float = field(default_factory=time.monotonic)
 
     @classmethod
     async def start(
