@@ -21,7 +21,7 @@ from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.http.errors import exception_handlers
 from points_service.http.openapi import body_components
-from points_service.http.routes import ROUTES, reload_rules
+from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
 from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
 from points_service.runtime import Runtime
 from points_service.settings import Settings
@@ -68,6 +68,19 @@ def _observe(app: Litestar, settings: Settings) -> Any:
     return middleware
 
 
+def _complete_openapi(app: Litestar) -> None:
+    """Add to the document Litestar built what it cannot see: the request bodies, which
+    handlers decode themselves (http/openapi.py), and the operations of ASGI routes,
+    rendered from their typed twins (DOCUMENTED_ONLY) by a throwaway app."""
+    twins = Litestar(route_handlers=DOCUMENTED_ONLY, openapi_config=app.openapi_config)
+    document = app.openapi_schema
+    document.paths = {**(document.paths or {}), **(twins.openapi_schema.paths or {})}
+    schemas = document.components.schemas
+    if schemas is not None:
+        schemas.update(twins.openapi_schema.components.schemas or {})
+        schemas.update(body_components(Event, EventBatch, RedemptionIn, ReversalIn))
+
+
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:
     configure_logging(settings.log_level, settings.log_format)
 
@@ -111,10 +124,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         request_max_body_size=4 * 1024 * 1024,
         logging_config=None,
     )
-    # Litestar regenerates components/schemas from what it can see; add the request
-    # bodies it cannot (http/openapi.py) to the document it built.
-    schemas = app.openapi_schema.components.schemas
-    if schemas is not None:
-        schemas.update(body_components(Event, EventBatch, RedemptionIn, ReversalIn))
+    _complete_openapi(app)
     app.asgi_handler = _observe(app, settings)(app.asgi_handler)
     return app

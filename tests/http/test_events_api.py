@@ -87,6 +87,11 @@ async def test_bad_input_is_a_4xx_naming_the_field(client: Client) -> None:
         "/v1/events", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 400
+    huge = {**body(who, "login"), "attributes": {"note": "x" * 70_000}}
+    r = await client.post("/v1/events", json=huge)
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (413, "too_large", "body")
+    r = await client.get("/v1/events")
+    assert (r.status_code, r.headers["allow"]) == (405, "POST")
     r = await client.get(f"/v1/informants/{who}/ledger", params={"limit": 0})
     assert (r.status_code, r.json()["field"]) == (422, "limit")
     r = await client.get("/v1/informants/bad{id}/points")
@@ -247,6 +252,9 @@ async def test_operations_endpoints(client: Client) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     request = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert request["schema"] == {"$ref": "#/components/schemas/Event"}
+    answer = schema["paths"]["/v1/events"]["post"]["responses"]["200"]["content"]
+    assert answer["application/json"]["schema"] == {"$ref": "#/components/schemas/EventResult"}
+    assert 'route="/v1/events",status="200"' in metrics
     event_schema = schema["components"]["schemas"]["Event"]
     assert set(event_schema["required"]) == {"event_id", "informant_id", "action", "occurred_at"}
     assert {"/v1/events", "/v1/events/batch", "/v1/informants/{informant_id}/points"} <= set(
