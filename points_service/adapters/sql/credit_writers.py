@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 import asyncpg
 import msgspec
 
+from points_service.adapters.sql.checkpoint import Checkpointer
 from points_service.domain.calendar import day_from_number
 from points_service.domain.ledger import CreditWrite
 
@@ -177,6 +178,7 @@ class SqliteCreditWriter:
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
+        self.checkpointer: Checkpointer | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -186,11 +188,13 @@ class SqliteCreditWriter:
             # The event and ledger indexes take random keys: keep more of their pages in
             # memory rather than reading them back on every commit.
             conn.execute("PRAGMA cache_size=-131072")  # 128 MiB
-            # Checkpoint (copy the log into the database) every 200 pages rather than
-            # SQLite's 1,000: each is a fifth as long a pause of the loop, and the long
-            # ones were the p99 at moderate load.
-            conn.execute("PRAGMA wal_autocheckpoint=200")
+            # The checkpointer thread copies the log into the database as it grows; this
+            # connection's own automatic checkpoint (SQLite's default, 1,000 pages) then
+            # finds little left to copy, and restarts the log (checkpoint.py).
+            conn.execute("PRAGMA wal_autocheckpoint=1000")
             self._conn = conn
+            self.checkpointer = Checkpointer(self._path)
+            self.checkpointer.start()
         return self._conn
 
     async def write(
@@ -249,6 +253,9 @@ class SqliteCreditWriter:
         return {w.event.event_id for w in new}, known
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
