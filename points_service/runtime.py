@@ -8,13 +8,17 @@ from redis.asyncio import Redis
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
+from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_state import RedisState
-from points_service.adapters.rule_files import RuleFiles
+from points_service.adapters.rule_files import RuleFiles, load_board_dir
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
+from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
 from points_service.services.credit import Credits
+from points_service.services.leaderboards import Leaderboards
+from points_service.services.profiles import Profiles
 from points_service.services.rulebook import RuleBook
 from points_service.settings import Settings
 
@@ -33,6 +37,8 @@ class Runtime:
     credits: Credits
     accounts: Accounts
     metrics: Metrics
+    leaderboards: Leaderboards
+    profiles: Profiles
     embedded: EmbeddedRedis | None = None
 
     @classmethod
@@ -40,6 +46,7 @@ class Runtime:
         cls, settings: Settings, registry: CollectorRegistry | None = None
     ) -> "Runtime":
         metrics = Metrics(registry or CollectorRegistry())
+        boards = load_board_dir(settings.leaderboards_dir)
         files = RuleFiles(settings.rules_dir, settings.data_dir / "rules-last-good")
         rules = RuleBook(files.load, metrics, fallback=files.load_last_good)
         embedded = None
@@ -63,9 +70,33 @@ class Runtime:
             idem_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
         )
         calendar = Calendar.named(settings.timezone)
-        credits = Credits(state, ledger, rules, calendar, settings.grace, utc_now, metrics)
-        accounts = Accounts(state, ledger, calendar, utc_now, rules)
-        return cls(settings, redis, ledger, state, rules, credits, accounts, metrics, embedded)
+        leaderboards = Leaderboards(
+            RedisBoards(redis, prefix=settings.redis_prefix),
+            SqlLedgerTotals(ledger.engine),
+            boards,
+            calendar,
+            settings.grace,
+            utc_now,
+            metrics,
+        )
+        credits = Credits(
+            state, ledger, rules, calendar, settings.grace, utc_now, metrics, leaderboards
+        )
+        accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
+        profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
+        return cls(
+            settings,
+            redis,
+            ledger,
+            state,
+            rules,
+            credits,
+            accounts,
+            metrics,
+            leaderboards,
+            profiles,
+            embedded,
+        )
 
     async def stop(self) -> None:
         await self.ledger.stop()

@@ -23,6 +23,7 @@ class Settings:
     redis_prefix: str = "ps"
     database_url: str | None = None  # None: SQLite file in data_dir
     rules_dir: Path = Path("rules")
+    leaderboards_dir: Path = Path("leaderboards")
     timezone: str = "Asia/Shanghai"
     grace: timedelta = timedelta(hours=72)
     log_level: str = "INFO"
@@ -84,6 +85,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         redis_prefix=environ.get("POINTS_REDIS_PREFIX", "ps"),
         database_url=environ.get("DATABASE_URL") or None,
         rules_dir=Path(environ.get("POINTS_RULES_DIR", "rules")),
+        leaderboards_dir=Path(environ.get("POINTS_LEADERBOARDS_DIR", "leaderboards")),
         timezone=environ.get("POINTS_TIMEZONE", "Asia/Shanghai"),
         grace=timedelta(hours=_int(environ, "POINTS_GRACE_HOURS", 72)),
         log_level=environ.get("POINTS_LOG_LEVEL", "INFO").upper(),

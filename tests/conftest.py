@@ -66,6 +66,7 @@ def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
         redis_prefix=f"{redis_prefix_root}:{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path,
         rules_dir=ROOT / "rules",
+        leaderboards_dir=ROOT / "leaderboards",
         log_format="json",
         log_level="WARNING",
         access_log=False,

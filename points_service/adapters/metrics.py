@@ -58,6 +58,11 @@ class Metrics:
             "Unacknowledged events whose Redis changes could not be taken back",
             registry=registry,
         )
+        self.board_failures = Counter(
+            "points_leaderboard_write_failures_total",
+            "Leaderboard writes that failed after the ledger commit (reconcile finds them)",
+            registry=registry,
+        )
         self.rules_reload_ok = Gauge(
             "points_rules_last_reload_success",
             "1 when the last rule reload succeeded, 0 when it was refused",
@@ -89,6 +94,10 @@ class Metrics:
     def undo_failed(self, error: BaseException) -> None:
         self.undo_failures.inc()
         _log.error("state_undo_failed", error=repr(error))
+
+    def boards_failed(self, error: BaseException) -> None:
+        self.board_failures.inc()
+        _log.error("leaderboard_write_failed", error=repr(error))
 
     def commit_observed(self, size: int, seconds: float) -> None:
         self.commit_batch.observe(size)

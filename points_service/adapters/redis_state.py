@@ -13,7 +13,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from points_service.adapters.script_pipeline import ScriptPipeline
+from points_service.domain.boards import Placement
 from points_service.domain.engine import Decision, EventPlan, undo_of
+from points_service.domain.profiles import Profile
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
 _LUA = files("points_service.adapters") / "lua"
@@ -48,6 +50,7 @@ def encode_apply_call(
             {
                 "s": slot(f"{tag}:s"),
                 "x": slot(f"{tag}:x"),
+                "p": slot(f"{tag}:p"),
                 "ev": [
                     msgspec.structs.replace(
                         p, ik=slot(f"{tag}:i:{p.e}"), dk=slot(f"{tag}:d:{p.day}")
@@ -57,6 +60,17 @@ def encode_apply_call(
             }
         )
     return keys, msgspec.json.encode({"t": day_ttl, "i": idem_ttl, "g": placed})
+
+
+# The informant's profile hash (`{tag}:p`): placement and status for the credit path,
+# display fields for the leaderboards. Written by RedisProfiles, read by apply.lua.
+PROFILE_FIELDS = ("pv", "ct", "co", "in", "st")
+
+
+def placement_of(values: Sequence[bytes | None]) -> tuple[Placement, bool]:
+    """(placement, listed) from HMGET pv ct co in st."""
+    province, city, county, institution, status = (v.decode() if v else None for v in values)
+    return Placement(province, city, county, institution), status in (None, "active")
 
 
 def _int(value: Any) -> int:
@@ -95,8 +109,12 @@ class RedisState:
         return encode_apply_call(self._prefix, self._day_ttl, self._idem_ttl, groups)
 
     @staticmethod
-    def _results(raw: Sequence[Sequence[Any]]) -> list[Applied]:
-        return [Applied(_decision.decode(body), flag == 1) for flag, body in raw]
+    def _results(raw: Sequence[Any]) -> list[Applied]:
+        plans, profile = raw
+        placement, listed = placement_of(profile)
+        return [
+            Applied(_decision.decode(body), flag == 1, placement, listed) for flag, body in plans
+        ]
 
     async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
         keys, arg = self.encode_call([(informant_id, plans)])
@@ -161,6 +179,25 @@ class RedisState:
             self._undo, keys, [msgspec.json.encode(undo_of(plan, decision))]
         )
         return bool(undone)
+
+    async def set_profile(self, informant_id: str, profile: Profile) -> None:
+        """Replace the informant's profile hash: what apply.lua reads (PROFILE_FIELDS)
+        and what the leaderboards display."""
+        values = {
+            "pv": profile.province,
+            "ct": profile.city,
+            "co": profile.county,
+            "in": profile.institution_id,
+            "st": profile.status,
+            "nm": profile.name,
+            "un": profile.unit_name,
+        }
+        fields: dict[Any, Any] = {k: v for k, v in values.items() if v is not None}
+        key = f"{self._tag(informant_id)}:p"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=fields)
+            await pipe.execute()
 
     async def balance(self, informant_id: str) -> int:
         return _int(await self._redis.hget(f"{self._tag(informant_id)}:s", "b"))

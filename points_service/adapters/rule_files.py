@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from points_service.domain.boards import BoardSet, build_board_set
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 
@@ -22,6 +23,11 @@ def read_rule_dir(directory: Path) -> dict[str, bytes]:
 
 def load_rule_dir(directory: Path) -> RuleSet:
     return build_rule_set(read_rule_dir(directory))
+
+
+def load_board_dir(directory: Path) -> BoardSet:
+    """`leaderboards/*.toml`; RuleSetInvalid names every problem."""
+    return build_board_set(read_rule_dir(directory))
 
 
 class RuleFiles:

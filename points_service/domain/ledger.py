@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 
+from points_service.domain.boards import NOWHERE, Placement
 from points_service.domain.engine import Decision
 from points_service.domain.events import Event
 
@@ -20,6 +21,7 @@ class CreditWrite:
     decision: Decision
     received_at: datetime
     imported: bool = False
+    placement: Placement = NOWHERE  # the boards it counts on
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +72,6 @@ class EventRecord:
     counters: tuple[int, int, int]
     body_hash: str
     decision: bytes
+    day: int = 0  # programme day (ordinal) it counted in
+    late: bool = False
+    placement: Placement = NOWHERE

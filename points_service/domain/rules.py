@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -23,6 +23,7 @@ from points_service.domain.actions import (
     EventField,
 )
 
+T = TypeVar("T")
 RuleId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
 Points = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
@@ -102,11 +103,12 @@ class RuleProblem:
     rule: str | None
     field: str | None
     message: str
+    what: str = "rule"  # what `rule` names: a rule, or a board in a board file
 
     def __str__(self) -> str:
         where = self.file
         if self.rule:
-            where += f": rule {self.rule!r}"
+            where += f": {self.what} {self.rule!r}"
         if self.field:
             where += f": field `{self.field}`"
         return f"{where}: {self.message}"
@@ -149,7 +151,7 @@ class RuleSet:
 _PATH = re.compile(r"\$\.(\w+)\[(\d+)\]((?:\.\w+|\[\d+\])*)")
 
 
-def _locate(exc: msgspec.ValidationError, raw: Any) -> tuple[str | None, str | None, str]:
+def locate_problem(exc: msgspec.ValidationError, raw: Any) -> tuple[str | None, str | None, str]:
     """Turn msgspec's `... - at `$.rules[2].points`` into (rule id, field, message)."""
     text = str(exc)
     message, _, path = text.partition(" - at ")
@@ -160,23 +162,30 @@ def _locate(exc: msgspec.ValidationError, raw: Any) -> tuple[str | None, str | N
     rule: str | None = f"{section}[{index}]"
     entries = raw.get(section) if isinstance(raw, dict) else None
     if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
-        name = entries[index].get("id") or entries[index].get("name")
+        name = next(
+            (entries[index][k] for k in ("id", "name", "metric") if k in entries[index]), None
+        )
         if isinstance(name, str):
             rule = name
     return rule, rest.lstrip(".") or None, message
 
 
-def parse_rule_file(name: str, data: bytes) -> RuleFile:
-    """Decode one file; raises RuleSetInvalid naming the file, the rule and the field."""
+def decode_document(name: str, data: bytes, kind: type[T], what: str = "rule") -> T:
+    """Decode one TOML file into `kind`; raises RuleSetInvalid naming the file, the entry
+    (a rule, a board) and the field."""
     try:
         raw = msgspec.toml.decode(data)
     except msgspec.DecodeError as exc:
-        raise RuleSetInvalid([RuleProblem(name, None, None, f"not TOML: {exc}")]) from exc
+        raise RuleSetInvalid([RuleProblem(name, None, None, f"not TOML: {exc}", what)]) from exc
     try:
-        return msgspec.convert(raw, RuleFile)
+        return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
-        rule, fld, message = _locate(exc, raw)
-        raise RuleSetInvalid([RuleProblem(name, rule, fld, message)]) from exc
+        entry, fld, message = locate_problem(exc, raw)
+        raise RuleSetInvalid([RuleProblem(name, entry, fld, message, what)]) from exc
+
+
+def parse_rule_file(name: str, data: bytes) -> RuleFile:
+    return decode_document(name, data, RuleFile)
 
 
 def _check_rule(name: str, rule: Rule) -> list[RuleProblem]:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from points_service.domain.boards import NOWHERE, Placement
 from points_service.domain.engine import Decision
 
 
@@ -26,6 +27,9 @@ class Clawback(msgspec.Struct, frozen=True):
 class Applied:
     decision: Decision
     replayed: bool
+    # The informant's profile as Redis held it when the event was applied.
+    placement: Placement = NOWHERE
+    listed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,24 @@
 """From use-case results to wire shapes."""
 
 from points_service.domain.ledger import LedgerEntry
+from points_service.domain.profiles import Profile
 from points_service.http.schemas import (
     ActionTodayOut,
+    BoardOut,
+    EntryOut,
     EventResult,
     LedgerEntryOut,
     LineOut,
+    PeriodOut,
     PointsOut,
+    ProfileOut,
+    RankOut,
+    RanksOut,
+    StandingOut,
 )
 from points_service.services.account import PointsView
 from points_service.services.credit import Credited
+from points_service.services.leaderboards import Entry, Page, PeriodView, Ranks, Standing
 
 
 def event_result(c: Credited) -> EventResult:
@@ -52,4 +61,63 @@ def ledger_entry_out(e: LedgerEntry) -> LedgerEntryOut:
         created_at=e.created_at,
         rule_version=e.rule_version,
         detail=e.detail,
+    )
+
+
+def profile_out(informant_id: str, p: Profile) -> ProfileOut:
+    return ProfileOut(
+        informant_id=informant_id,
+        name=p.name,
+        province=p.province,
+        city=p.city,
+        county=p.county,
+        unit_name=p.unit_name,
+        type=p.type,
+        institution_id=p.institution_id,
+        certified=p.certified,
+        registered_at=p.registered_at,
+        status=p.status,
+    )
+
+
+def period_out(v: PeriodView) -> PeriodOut:
+    return PeriodOut(v.key, v.start, v.end, v.next_reset)
+
+
+def entry_out(e: Entry) -> EntryOut:
+    return EntryOut(e.rank, e.informant_id, e.score, **e.display)
+
+
+def board_out(page: Page) -> BoardOut:
+    return BoardOut(
+        page.metric,
+        page.scope,
+        period_out(page.period),
+        page.members,
+        [entry_out(e) for e in page.entries],
+        page.next_cursor,
+    )
+
+
+def standing_out(s: Standing) -> StandingOut:
+    return StandingOut(
+        s.metric,
+        s.scope,
+        period_out(s.period),
+        s.informant_id,
+        s.rank,
+        s.score,
+        s.percentile,
+        s.members,
+        [entry_out(e) for e in s.neighbours],
+    )
+
+
+def ranks_out(r: Ranks) -> RanksOut:
+    return RanksOut(
+        r.metric,
+        r.scope,
+        period_out(r.period),
+        r.members,
+        [RankOut(x.informant_id, x.rank, x.score) for x in r.ranks],
     )

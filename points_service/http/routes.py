@@ -5,11 +5,20 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from points_service.http.convert import event_result, ledger_entry_out, points_out
+from points_service.domain.profiles import Profile
+from points_service.http.convert import (
+    board_out,
+    event_result,
+    ledger_entry_out,
+    points_out,
+    profile_out,
+    ranks_out,
+    standing_out,
+)
 from points_service.http.errors import ApiError, decode_error, error_response
 from points_service.http.hot import documented_record_event, record_event_route
 from points_service.http.openapi import with_body
@@ -18,18 +27,23 @@ from points_service.http.schemas import (
     BatchIn,
     BatchItem,
     BatchOut,
+    BoardOut,
     ErrorOut,
     EventBatch,
     LedgerOut,
     PointsOut,
+    ProfileOut,
+    RanksOut,
     RedemptionIn,
     RedemptionOut,
     ReversalIn,
     ReversalOut,
     RulesOut,
+    StandingOut,
     batch_decoder,
     error_field,
     event_decoder,
+    profile_decoder,
     redemption_decoder,
     reversal_decoder,
 )
@@ -126,6 +140,86 @@ async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> 
     return ReversalOut(r.event_id, r.informant_id, r.points, r.balance, r.replayed)
 
 
+@put(
+    "/v1/informants/{informant_id:str}",
+    status_code=200,
+    summary="Create or replace an informant's profile",
+    operation_class=with_body(Profile),
+)
+async def put_profile(
+    request: AnyRequest, informant_id: InformantPath, body: RawBody
+) -> Response[ProfileOut]:
+    profile, created = await _rt(request).profiles.put(informant_id, _decode(profile_decoder, body))
+    return Response(profile_out(informant_id, profile), status_code=201 if created else 200)
+
+
+@get("/v1/informants/{informant_id:str}", summary="An informant's profile")
+async def get_profile(request: AnyRequest, informant_id: InformantPath) -> ProfileOut:
+    return profile_out(informant_id, await _rt(request).profiles.get(informant_id))
+
+
+Metric = Annotated[str, PathParameter(description="points, shares, share_views or posts")]
+Scope = Annotated[
+    str,
+    QueryParameter(
+        name="scope",
+        description="all, province:640000, city:640100, county:640104 or institution:ID",
+    ),
+]
+PeriodQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description=(
+            "day:2026-11-28, week:2026-W48, month:2026-11, year:2026 or all; a bare kind "
+            "(day, week, month, year) is the current one; none is the current month"
+        )
+    ),
+]
+
+
+@get("/v1/leaderboards/{metric:str}", summary="Top of a leaderboard, page by page")
+async def leaderboard(
+    request: AnyRequest,
+    metric: Metric,
+    board_scope: Scope = "all",
+    period: PeriodQuery = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, QueryParameter(max_length=12)] = None,
+) -> BoardOut:
+    page = await _rt(request).leaderboards.top(metric, board_scope, period, limit, cursor)
+    return board_out(page)
+
+
+@get(
+    "/v1/leaderboards/{metric:str}/informants/{informant_id:str}",
+    summary="An informant's rank, score, percentile and neighbours",
+)
+async def leaderboard_standing(
+    request: AnyRequest,
+    metric: Metric,
+    informant_id: InformantPath,
+    board_scope: Scope = "all",
+    period: PeriodQuery = None,
+    around: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
+) -> StandingOut:
+    standing = await _rt(request).leaderboards.standing(
+        metric, board_scope, period, informant_id, around
+    )
+    return standing_out(standing)
+
+
+@get("/v1/leaderboards/{metric:str}/ranks", summary="Ranks of many informants at once")
+async def leaderboard_ranks(
+    request: AnyRequest,
+    metric: Metric,
+    ids: Annotated[str, QueryParameter(description="informant ids, comma-separated")],
+    board_scope: Scope = "all",
+    period: PeriodQuery = None,
+) -> RanksOut:
+    wanted = [i for i in ids.split(",") if i]
+    return ranks_out(await _rt(request).leaderboards.ranks(metric, board_scope, period, wanted))
+
+
 def _rules_out(rt: Runtime) -> RulesOut:
     current, last = rt.rules.current, rt.rules.last
     return RulesOut(
@@ -186,6 +280,11 @@ ROUTES = [
     informant_ledger,
     redeem,
     reverse,
+    put_profile,
+    get_profile,
+    leaderboard,
+    leaderboard_standing,
+    leaderboard_ranks,
     rules_status,
     rules_reload,
     live,

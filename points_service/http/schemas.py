@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 from points_service.domain.events import ClientKey, Event
+from points_service.domain.profiles import Profile
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Item = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -152,3 +153,79 @@ def error_field(exc: msgspec.ValidationError) -> str | None:
     if named and ("missing required field" in message or "unknown field" in message):
         return f"{path}.{named.group(1)}" if path else named.group(1)
     return path or None
+
+
+# --- profiles and leaderboards --------------------------------------------------------
+
+profile_decoder = msgspec.json.Decoder(Profile)
+
+
+class ProfileOut(msgspec.Struct):
+    informant_id: str
+    name: str | None
+    province: str | None
+    city: str | None
+    county: str | None
+    unit_name: str | None
+    type: str | None
+    institution_id: str | None
+    certified: bool
+    registered_at: datetime | None
+    status: str
+
+
+class PeriodOut(msgspec.Struct):
+    """Times in the programme time zone; `all` has none. `end` is exclusive, and the
+    board starts again (a new period) at `next_reset`."""
+
+    key: str
+    start: datetime | None
+    end: datetime | None
+    next_reset: datetime | None
+
+
+class EntryOut(msgspec.Struct, omit_defaults=True):
+    rank: int
+    informant_id: str
+    score: int
+    name: str | None = None
+    unit_name: str | None = None
+    province: str | None = None
+    city: str | None = None
+    county: str | None = None
+    institution_id: str | None = None
+
+
+class BoardOut(msgspec.Struct):
+    metric: str
+    scope: str
+    period: PeriodOut
+    members: int
+    entries: list[EntryOut]
+    next_cursor: str | None
+
+
+class StandingOut(msgspec.Struct):
+    metric: str
+    scope: str
+    period: PeriodOut
+    informant_id: str
+    rank: int | None  # null: nothing in this period (unranked)
+    score: int
+    percentile: float | None  # share of members at or below this score, in percent
+    members: int
+    neighbours: list[EntryOut]
+
+
+class RankOut(msgspec.Struct):
+    informant_id: str
+    rank: int | None
+    score: int
+
+
+class RanksOut(msgspec.Struct):
+    metric: str
+    scope: str
+    period: PeriodOut
+    members: int
+    ranks: list[RankOut]

@@ -10,6 +10,7 @@ from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.ledger import LedgerEntry, RedemptionWrite, ReversalWrite, WriteStatus
 from points_service.domain.state import Overdraw
 from points_service.services.errors import Conflict, NotFound
+from points_service.services.leaderboards import Leaderboards
 from points_service.services.ports import Ledger, StateStore
 from points_service.services.rulebook import RuleBook
 
@@ -70,7 +71,9 @@ class Accounts:
         calendar: Calendar,
         clock: Callable[[], datetime],
         rules: RuleBook,
+        boards: Leaderboards | None = None,
     ) -> None:
+        self._boards = boards
         self._state = state
         self._ledger = ledger
         self._calendar = calendar
@@ -174,6 +177,14 @@ class Accounts:
                 )
             ]
         )
+        if status is WriteStatus.INSERTED and not record.late and self._boards is not None:
+            await self._boards.reversed(
+                record.informant_id,
+                record.placement,
+                record.day,
+                record.points,
+                list(record.counters),
+            )
         return Reversed(
             event_id,
             record.informant_id,

@@ -7,12 +7,14 @@ from datetime import date, datetime, timedelta
 
 import msgspec
 
+from points_service.domain.boards import Placement
 from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.ledger import CreditWrite, WriteStatus
 from points_service.domain.state import Applied
 from points_service.services.errors import Conflict, InvalidInput
+from points_service.services.leaderboards import Leaderboards
 from points_service.services.ports import Ledger, NullObserver, Observer, StateStore
 from points_service.services.rulebook import RuleBook
 
@@ -96,7 +98,9 @@ class Credits:
         grace: timedelta,
         clock: Callable[[], datetime],
         observer: Observer | None = None,
+        boards: Leaderboards | None = None,
     ) -> None:
+        self._boards = boards
         self._state = state
         self._ledger = ledger
         self._rules = rules
@@ -128,7 +132,15 @@ class Credits:
         fresh = [] if applied.replayed else [(event.informant_id, plan, applied.decision)]
         try:
             [status] = await self._ledger.commit(
-                [CreditWrite(event, applied.decision, now, imported=replaying)]
+                [
+                    CreditWrite(
+                        event,
+                        applied.decision,
+                        now,
+                        imported=replaying,
+                        placement=applied.placement,
+                    )
+                ]
             )
         except Exception:
             await self._take_back(fresh)
@@ -140,6 +152,8 @@ class Credits:
         credited = await self._settle(event, applied.decision, applied.replayed, status)
         if not credited.replayed:
             self._observer.event_judged(event.action, _outcome(applied.decision), credited.points)
+        if status is WriteStatus.INSERTED and applied.listed and self._boards is not None:
+            await self._boards.credited([(event.informant_id, applied.placement, applied.decision)])
         return credited
 
     async def _take_back(self, decisions: Sequence[tuple[str, EventPlan, Decision]]) -> None:
@@ -220,6 +234,7 @@ class Credits:
             await self._take_back(list(batch.fresh.values()))
             raise
         judged: dict[tuple[str, str], tuple[int, int]] = {}
+        boarded = []
         await self._take_back(
             [
                 batch.fresh[position]
@@ -233,6 +248,8 @@ class Credits:
             except Conflict as conflict:
                 results[position] = _rejected(conflict, event.event_id)
                 continue
+            if status is WriteStatus.INSERTED and position in batch.listed:
+                boarded.append((event.informant_id, batch.listed[position], decision))
             if not credited.replayed:
                 key = (event.action, _outcome(decision))
                 count, points = judged.get(key, (0, 0))
@@ -240,6 +257,8 @@ class Credits:
             results[position] = credited
         for (action, outcome), (count, points) in judged.items():
             self._observer.event_judged(action, outcome, points, count)
+        if boarded and self._boards is not None:
+            await self._boards.credited(boarded)
         return [r for r in results if r is not None]
 
 
@@ -251,6 +270,7 @@ class _Batch:
         self.writes: list[CreditWrite] = []
         self.pending: list[tuple[int, Event, Decision, bool]] = []
         self.fresh: dict[int, tuple[str, EventPlan, Decision]] = {}
+        self.listed: dict[int, Placement] = {}  # positions whose informant is on the boards
 
     def add(
         self,
@@ -261,7 +281,11 @@ class _Batch:
         now: datetime,
         replaying: bool,
     ) -> None:
-        self.writes.append(CreditWrite(event, result.decision, now, imported=replaying))
+        self.writes.append(
+            CreditWrite(event, result.decision, now, imported=replaying, placement=result.placement)
+        )
+        if result.listed:
+            self.listed[position] = result.placement
         self.pending.append((position, event, result.decision, result.replayed))
         if not result.replayed:
             self.fresh[position] = (event.informant_id, plan, result.decision)

@@ -1,10 +1,13 @@
 """The storage the use cases need, as small Protocols the adapters satisfy."""
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
+from points_service.domain.boards import Board, BoardWrite, DayTotal
 from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
+from points_service.domain.profiles import Profile
 from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
 
 
@@ -46,6 +49,68 @@ class Ledger(Protocol):
     async def ping(self) -> None: ...
 
 
+class BoardStore(Protocol):
+    """The leaderboards (Redis sorted sets) and the profile fields they display."""
+
+    async def add(self, writes: Iterable[tuple[str, BoardWrite]]) -> int: ...
+
+    async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None: ...
+
+    async def remove(self, informant_id: str, boards: Iterable[Board]) -> None: ...
+
+    async def put(self, informant_id: str, scores: Mapping[Board, int]) -> None: ...
+
+    async def size(self, board: Board) -> int: ...
+
+    async def page(self, board: Board, start: int, count: int) -> list[tuple[str, int]]: ...
+
+    async def higher(self, board: Board, score: int) -> int: ...
+
+    async def standing(self, board: Board, informant_id: str) -> tuple[int, int, int] | None: ...
+
+    async def scores(self, board: Board, ids: Sequence[str]) -> list[tuple[int, int] | None]: ...
+
+    async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def fill_shadow(self, board: Board, scores: Iterable[tuple[str, int]]) -> int: ...
+
+    async def clear_shadow(self, board: Board) -> None: ...
+
+    async def swap_in(self, board: Board) -> None: ...
+
+    async def boards(self) -> list[Board]: ...
+
+    async def members(self, board: Board) -> dict[str, int]: ...
+
+    async def unlink(self, boards: Iterable[Board]) -> None: ...
+
+
+class ProfileStore(Protocol):
+    """Profiles in SQL (the truth), and what the ledger says they earned, per day."""
+
+    async def get(self, informant_id: str) -> Profile | None: ...
+
+    async def put(self, informant_id: str, profile: Profile, at: datetime) -> Profile | None:
+        """Store the profile; returns the one it replaced."""
+        ...
+
+    def all_profiles(self) -> AsyncIterator[tuple[str, Profile]]: ...
+
+
+class LedgerTotals(Protocol):
+    def informant_days(
+        self, *, since_day: int | None = None, informant_id: str | None = None
+    ) -> AsyncIterator[DayTotal]:
+        """Per informant, day and placement: what unreversed, on-time events added,
+        ordered by day; informants who are hidden or banned are left out (unless asked
+        for by id)."""
+        ...
+
+
+class ProfileMirror(Protocol):
+    async def set_profile(self, informant_id: str, profile: Profile) -> None: ...
+
+
 class Observer(Protocol):
     """Where use cases report what happened (metrics, logs); never on the answer's path."""
 
@@ -54,6 +119,8 @@ class Observer(Protocol):
     def rules_loaded(self, version: str, ok: bool) -> None: ...
 
     def undo_failed(self, error: BaseException) -> None: ...
+
+    def boards_failed(self, error: BaseException) -> None: ...
 
 
 class NullObserver:
@@ -64,4 +131,7 @@ class NullObserver:
         pass
 
     def undo_failed(self, error: BaseException) -> None:
+        pass
+
+    def boards_failed(self, error: BaseException) -> None:
         pass

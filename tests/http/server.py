@@ -29,6 +29,7 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
         POINTS_PORT=str(port),
         POINTS_DATA_DIR=str(settings.data_dir),
         POINTS_RULES_DIR=str(settings.rules_dir),
+        POINTS_LEADERBOARDS_DIR=str(settings.leaderboards_dir),
         POINTS_REDIS_PREFIX=settings.redis_prefix,
         POINTS_LOG_LEVEL="WARNING",
         POINTS_ACCESS_LOG="false",

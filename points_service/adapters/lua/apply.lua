@@ -5,11 +5,14 @@
 -- node a call may carry many groups (a whole batch in one script call).
 --
 -- ARGV[1] JSON {"t": day-key ttl seconds, "i": idempotency ttl seconds,
---               "g": [{"s": state key index, "x": ever key index, "ev": [plans]}]}
+--               "g": [{"s": state key index, "x": ever key index, "p": profile key index,
+--                      "ev": [plans]}]}
 -- KEYS: for each group its state hash (b balance, e earned, sk streak, sd streak day),
---       its set of for-ever dedup members, and the idempotency strings and day hashes
---       its plans name by index.
--- Returns, per group, one entry per plan: {0 | 1 (replay), decision JSON}.
+--       its set of for-ever dedup members, its profile hash (the informant's placement
+--       and status, kept by the profiles use case), and the idempotency strings and day
+--       hashes its plans name by index.
+-- Returns, per group: {{one entry per plan: {0 | 1 (replay), decision JSON}},
+--                      {province, city, county, institution, status} (false if unset)}.
 --
 -- Each event reads the day fields it needs with one HMGET and writes them back with one
 -- HSET: redis.call is the expensive part of a script, so the script makes few of them.
@@ -19,6 +22,7 @@ local groups = {}
 for _, g in ipairs(req.g) do
   local state, ever = KEYS[g.s], KEYS[g.x]
   local out = {}
+  local profile = redis.call('HMGET', KEYS[g.p], 'pv', 'ct', 'co', 'in', 'st')
   local st = redis.call('HMGET', state, 'b', 'e', 'sk', 'sd')
   local balance = tonumber(st[1]) or 0
   local earned = tonumber(st[2]) or 0
@@ -143,6 +147,6 @@ for _, g in ipairs(req.g) do
   if changed then
     redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
   end
-  groups[#groups + 1] = out
+  groups[#groups + 1] = {out, profile}
 end
 return groups

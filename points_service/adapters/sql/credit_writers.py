@@ -52,17 +52,19 @@ WITH input AS (
         $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
         $6::date[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
         $12::int[], $13::int[], $14::int[], $15::int[], $16::bool[], $17::bool[],
-        $18::text[], $19::bytea[]
+        $18::text[], $19::bytea[], $21::text[], $22::text[], $23::text[], $24::text[]
     ) AS t(event_id, informant_id, action, occurred_at, received_at, day, content_id,
            share_id, viewer_id, attributes, body_hash, points, shares, share_views, posts,
-           late, imported, rule_version, decision)
+           late, imported, rule_version, decision, province, city, county, institution_id)
 ), inserted AS (
     INSERT INTO events (event_id, informant_id, action, occurred_at, received_at, day,
                         content_id, share_id, viewer_id, attributes, body_hash, points,
-                        shares, share_views, posts, late, imported, rule_version, decision)
+                        shares, share_views, posts, late, imported, rule_version, decision,
+                        province, city, county, institution_id)
     SELECT event_id, informant_id, action, occurred_at, received_at, day, content_id,
            share_id, viewer_id, attributes::json, body_hash, points, shares, share_views,
-           posts, late, imported, rule_version, decision
+           posts, late, imported, rule_version, decision, province, city, county,
+           institution_id
     FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, informant_id, action, points, day, rule_version
@@ -103,21 +105,24 @@ class PostgresCreditWriter:
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
-        columns: list[list[Any]] = [[] for _ in range(19)]
+        columns: list[list[Any]] = [[] for _ in range(23)]
         for w in credits:
-            e, d = w.event, w.decision
+            e, d, at = w.event, w.decision, w.placement
             row = (
                 e.event_id, e.informant_id, e.action, e.occurred_at, w.received_at,
                 day_from_number(d.day), e.content_id, e.share_id, e.viewer_id,
                 _encode(e.attributes).decode() if e.attributes else None, d.h, d.p,
                 d.c[0], d.c[1], d.c[2], d.late, w.imported, d.v, _encode(d),
+                at.province, at.city, at.county, at.institution,
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
         try:
-            inserted = {r[0] for r in await self._conn.fetch(_PG_CREDIT, *columns, now)}
+            inserted = {
+                r[0] for r in await self._conn.fetch(_PG_CREDIT, *columns[:19], now, *columns[19:])
+            }
             missing = [w.event.event_id for w in credits if w.event.event_id not in inserted]
             known = (
                 {r[0]: r[1] for r in await self._conn.fetch(_PG_KNOWN, missing)} if missing else {}
@@ -152,8 +157,9 @@ _SQLITE_KNOWN: Final = (
 _SQLITE_EVENT: Final = """
 INSERT INTO events (event_id, informant_id, action, occurred_at, received_at, day,
                     content_id, share_id, viewer_id, attributes, body_hash, points, shares,
-                    share_views, posts, late, imported, rule_version, decision)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    share_views, posts, late, imported, rule_version, decision,
+                    province, city, county, institution_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SQLITE_ENTRY: Final = """
 INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
@@ -228,7 +234,8 @@ class SqliteCreditWriter:
                         _encode(w.event.attributes).decode() if w.event.attributes else None,
                         w.decision.h, w.decision.p, w.decision.c[0], w.decision.c[1],
                         w.decision.c[2], w.decision.late, w.imported, w.decision.v,
-                        _encode(w.decision),
+                        _encode(w.decision), w.placement.province, w.placement.city,
+                        w.placement.county, w.placement.institution,
                     )
                     for w in new
                 ],

@@ -25,6 +25,7 @@ from points_service.adapters.sql.credit_writers import (
 )
 from points_service.adapters.sql.engine import create_engine, migrate
 from points_service.adapters.sql.tables import balances, events, ledger_entries
+from points_service.domain.boards import Placement
 from points_service.domain.ledger import (
     CreditWrite,
     EventRecord,
@@ -38,6 +39,11 @@ from points_service.domain.ledger import (
 _Pending = tuple[Sequence[Write], "asyncio.Future[list[WriteStatus]]"]
 
 
+def upsert_for(engine: AsyncEngine) -> Callable[[Table], postgresql.Insert | sqlite.Insert]:
+    """The dialect's INSERT, which has ON CONFLICT."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
 class SqlLedger:
     def __init__(self, engine: AsyncEngine, writer: CreditWriter, *, max_batch: int = 5000) -> None:
         self._engine = engine
@@ -45,11 +51,7 @@ class SqlLedger:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._insert: Callable[[Table], postgresql.Insert | sqlite.Insert]
-        if engine.dialect.name == "postgresql":
-            self._insert = postgresql.insert
-        else:
-            self._insert = sqlite.insert
+        self._insert = upsert_for(engine)
         self.on_batch: Callable[[int, float], None] | None = None
 
     @property
@@ -203,6 +205,12 @@ class SqlLedger:
             events.c.posts,
             events.c.body_hash,
             events.c.decision,
+            events.c.day,
+            events.c.late,
+            events.c.province,
+            events.c.city,
+            events.c.county,
+            events.c.institution_id,
         ).where(events.c.event_id == event_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
@@ -217,6 +225,9 @@ class SqlLedger:
             counters=(row.shares, row.share_views, row.posts),
             body_hash=row.body_hash,
             decision=row.decision,
+            day=row.day.toordinal(),
+            late=row.late,
+            placement=Placement(row.province, row.city, row.county, row.institution_id),
         )
 
     async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None:

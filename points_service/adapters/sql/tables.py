@@ -65,7 +65,13 @@ events = Table(
     Column("imported", Boolean, nullable=False),
     Column("rule_version", String(16), nullable=False),
     Column("decision", LargeBinary, nullable=False),
+    # Where the informant belonged when the event was credited (the boards it counted on).
+    Column("province", String(6)),
+    Column("city", String(6)),
+    Column("county", String(6)),
+    Column("institution_id", String(64)),
     Index("ix_events_informant_day", "informant_id", "day"),
+    Index("ix_events_day", "day"),
 )
 
 ledger_entries = Table(
@@ -93,4 +99,45 @@ balances = Table(
     Column("earned", BigInteger, nullable=False),
     Column("spent", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+informants = Table(
+    "informants",
+    metadata,
+    Column("informant_id", String(64), primary_key=True),
+    Column("name", String(64)),
+    Column("province", String(6)),
+    Column("city", String(6)),
+    Column("county", String(6)),
+    Column("unit_name", String(128)),
+    Column("type", String(16)),
+    Column("institution_id", String(64)),
+    Column("certified", Boolean, nullable=False),
+    Column("registered_at", UtcDateTime()),
+    Column("status", String(8), nullable=False),  # active | hidden | banned
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_informants_institution", "institution_id"),
+    Index("ix_informants_county", "county"),
+)
+
+closed_boards = Table(
+    "closed_boards",
+    metadata,
+    Column("metric", String(16), primary_key=True),
+    Column("scope", String(80), primary_key=True),
+    Column("period", String(24), primary_key=True),
+    Column("members", Integer, nullable=False),
+    Column("closed_at", UtcDateTime(), nullable=False),
+)
+
+board_standings = Table(
+    "board_standings",
+    metadata,
+    Column("metric", String(16), primary_key=True),
+    Column("scope", String(80), primary_key=True),
+    Column("period", String(24), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Column("informant_id", String(64), nullable=False),
+    Column("score", BigInteger, nullable=False),
 )

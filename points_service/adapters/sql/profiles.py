@@ -1,0 +1,131 @@
+"""Informant profiles in SQL, and the ledger's per-day totals that boards are made of."""
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from points_service.adapters.sql.ledger import upsert_for
+from points_service.adapters.sql.tables import events, informants, ledger_entries
+from points_service.domain.boards import DayTotal, Placement
+from points_service.domain.profiles import Profile
+
+_PROFILE_COLUMNS = (
+    "name",
+    "province",
+    "city",
+    "county",
+    "unit_name",
+    "type",
+    "institution_id",
+    "certified",
+    "registered_at",
+    "status",
+)
+
+
+def _profile(row: Any) -> Profile:
+    return Profile(**{c: getattr(row, c) for c in _PROFILE_COLUMNS})
+
+
+class SqlProfiles:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, informant_id: str) -> Profile | None:
+        query = select(*(informants.c[c] for c in _PROFILE_COLUMNS)).where(
+            informants.c.informant_id == informant_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _profile(row)
+
+    async def put(self, informant_id: str, profile: Profile, at: datetime) -> Profile | None:
+        values = {c: getattr(profile, c) for c in _PROFILE_COLUMNS}
+        values |= {"informant_id": informant_id, "updated_at": at}
+        previous_query = (
+            select(*(informants.c[c] for c in _PROFILE_COLUMNS))
+            .where(informants.c.informant_id == informant_id)
+            .with_for_update()
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(previous_query)).first()
+            stmt = upsert_for(self._engine)(informants)
+            await conn.execute(
+                stmt.values(values).on_conflict_do_update(
+                    index_elements=["informant_id"],
+                    set_={k: v for k, v in values.items() if k != "informant_id"},
+                )
+            )
+        return None if row is None else _profile(row)
+
+    async def all_profiles(self) -> AsyncIterator[tuple[str, Profile]]:
+        query = select(informants.c.informant_id, *(informants.c[c] for c in _PROFILE_COLUMNS))
+        async with self._engine.connect() as conn:
+            result = await conn.stream(query)
+            async for row in result:
+                yield row.informant_id, _profile(row)
+
+
+class SqlLedgerTotals:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def informant_days(
+        self, *, since_day: int | None = None, informant_id: str | None = None
+    ) -> AsyncIterator[DayTotal]:
+        reversal = ledger_entries.alias("reversal")
+        e = events.c
+        query = (
+            select(
+                e.day,
+                e.informant_id,
+                e.province,
+                e.city,
+                e.county,
+                e.institution_id,
+                func.sum(e.points),
+                func.sum(e.shares),
+                func.sum(e.share_views),
+                func.sum(e.posts),
+            )
+            .where(
+                e.late.is_(False),
+                ~exists().where(reversal.c.kind == "reversal", reversal.c.ref_id == e.event_id),
+            )
+            .group_by(e.day, e.informant_id, e.province, e.city, e.county, e.institution_id)
+            .order_by(e.day)
+        )
+        if since_day is not None:
+            query = query.where(e.day >= date.fromordinal(since_day))
+        if informant_id is not None:
+            query = query.where(e.informant_id == informant_id)
+        else:
+            query = query.where(
+                ~exists().where(
+                    informants.c.informant_id == e.informant_id, informants.c.status != "active"
+                )
+            )
+        async with self._engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=5000))
+            async for row in result:
+                points, shares, share_views, posts = (int(v or 0) for v in row[6:10])
+                values = {
+                    m: v
+                    for m, v in (
+                        ("points", points),
+                        ("shares", shares),
+                        ("share_views", share_views),
+                        ("posts", posts),
+                    )
+                    if v
+                }
+                if values:
+                    yield DayTotal(
+                        row[0].toordinal(),
+                        row[1],
+                        Placement(row[2], row[3], row[4], row[5]),
+                        values,
+                    )

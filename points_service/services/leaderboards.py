@@ -1,0 +1,432 @@
+"""Leaderboards: fed by the credit path, read by the API, rebuilt and reconciled from the
+ledger (the truth; Redis is a projection of it).
+
+A credited event moves every board its metrics, its informant's placement (as the
+profile said when it was credited) and its programme day name, in one pipelined round
+trip after the ledger commit: the commit decides that the event counts, exactly once. If
+the process dies between the two, or Redis refuses the write, the boards miss the event
+until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
+"""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from points_service.domain.boards import (
+    METRICS,
+    Board,
+    BoardSet,
+    BoardTotals,
+    BoardWrite,
+    DayTotal,
+    Placement,
+    board_writes,
+    metric_values,
+    parse_scope,
+)
+from points_service.domain.calendar import Calendar
+from points_service.domain.engine import Decision
+from points_service.domain.periods import PERIOD_KINDS, Period, parse_period, period_of
+from points_service.services.errors import InvalidInput
+from points_service.services.ports import BoardStore, LedgerTotals, NullObserver, Observer
+
+MAX_LIMIT = 1000
+MAX_AROUND = 50
+MAX_IDS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodView:
+    key: str
+    start: datetime | None
+    end: datetime | None
+    next_reset: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    rank: int
+    informant_id: str
+    score: int
+    display: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    metric: str
+    scope: str
+    period: PeriodView
+    members: int
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    metric: str
+    scope: str
+    period: PeriodView
+    informant_id: str
+    rank: int | None
+    score: int
+    percentile: float | None
+    members: int
+    neighbours: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Rank:
+    informant_id: str
+    rank: int | None
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ranks:
+    metric: str
+    scope: str
+    period: PeriodView
+    members: int
+    ranks: list[Rank]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    board: Board
+    informant_id: str
+    redis: int | None
+    ledger: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BoardFilter:
+    """Which boards a rebuild or reconcile covers: None means every one."""
+
+    metric: str | None = None
+    scope_kind: str | None = None
+    period_kind: str | None = None
+
+    def check(self) -> None:
+        for name, value, allowed in (
+            ("metric", self.metric, METRICS),
+            ("scope", self.scope_kind, ("all", "province", "city", "county", "institution")),
+            ("period", self.period_kind, PERIOD_KINDS),
+        ):
+            if value is not None and value not in allowed:
+                raise InvalidInput(name, f"{value!r} is not one of {', '.join(allowed)}")
+
+    def covers(self, board: Board, period_kind: str) -> bool:
+        return (
+            (self.metric is None or board.metric == self.metric)
+            and (self.scope_kind is None or board.scope.partition(":")[0] == self.scope_kind)
+            and (self.period_kind is None or period_kind == self.period_kind)
+        )
+
+
+@dataclass
+class RebuildReport:
+    boards: int = 0
+    members: int = 0
+    removed: int = 0
+    day_rows: int = 0
+
+
+def _ranked(start: int, rows: Sequence[tuple[str, int]], higher_than_first: int) -> list[int]:
+    """Standard competition ranks of consecutive members from position `start`."""
+    ranks: list[int] = []
+    for i, (_, score) in enumerate(rows):
+        if i == 0:
+            ranks.append(higher_than_first + 1)
+        elif score == rows[i - 1][1]:
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(start + i + 1)
+    return ranks
+
+
+class Leaderboards:
+    def __init__(
+        self,
+        store: BoardStore,
+        totals: LedgerTotals,
+        boards: BoardSet,
+        calendar: Calendar,
+        grace: timedelta,
+        clock: Callable[[], datetime],
+        observer: Observer | None = None,
+    ) -> None:
+        self._store = store
+        self._totals = totals
+        self.boards = boards
+        self._calendar = calendar
+        self._grace = grace
+        self._clock = clock
+        self._observer = observer or NullObserver()
+
+    # --- the credit path -------------------------------------------------------------
+
+    def writes(self, placement: Placement, decision: Decision) -> list[BoardWrite]:
+        if decision.late:
+            return []
+        return board_writes(
+            self.boards, placement, decision.day, metric_values(decision.p, decision.c)
+        )
+
+    async def credited(self, items: Sequence[tuple[str, Placement, Decision]]) -> None:
+        """Events the ledger has just taken for the first time (listed informants only)."""
+        writes = [
+            (informant_id, w)
+            for informant_id, placement, decision in items
+            for w in self.writes(placement, decision)
+        ]
+        if not writes:
+            return
+        try:
+            await self._store.add(writes)
+        except Exception as exc:
+            self._observer.boards_failed(exc)
+
+    async def reversed(
+        self, informant_id: str, placement: Placement, day: int, points: int, counters: list[int]
+    ) -> None:
+        writes = board_writes(self.boards, placement, day, metric_values(points, counters))
+        if writes:
+            try:
+                await self._store.take_back(informant_id, writes)
+            except Exception as exc:
+                self._observer.boards_failed(exc)
+
+    # --- hiding and restoring an informant -----------------------------------------
+
+    async def _own_totals(self, informant_id: str) -> dict[Board, int]:
+        rows = self._totals.informant_days(informant_id=informant_id)
+        scores: dict[Board, int] = {}
+        async for board, members in _async_board_totals(rows, self.boards, self._live):
+            scores[board] = members.get(informant_id, 0)
+        return scores
+
+    async def hide(self, informant_id: str) -> None:
+        await self._store.remove(informant_id, list(await self._own_totals(informant_id)))
+
+    async def restore(self, informant_id: str) -> None:
+        await self._store.put(informant_id, await self._own_totals(informant_id))
+
+    # --- periods ---------------------------------------------------------------------
+
+    def today(self) -> int:
+        return self._calendar.day_number(self._clock())
+
+    def _start(self, day: int) -> datetime:
+        return self._calendar.day_start(date.fromordinal(day))
+
+    def closes_at(self, period: Period) -> datetime | None:
+        """When a period's standings are final: its end plus the grace window."""
+        if not period.bounded:
+            return None
+        return self._start(period.last_day + 1) + self._grace
+
+    def _live(self, board: Board, period: Period) -> bool:
+        """Kept in Redis: not yet closed, or closed less than its retention ago."""
+        closes = self.closes_at(period)
+        if closes is None:
+            return True
+        keep = timedelta(days=self.boards.retention_days.get(period.kind, 0))
+        return self._clock() < closes + keep
+
+    def period_view(self, period: Period) -> PeriodView:
+        if not period.bounded:
+            return PeriodView(period.key, None, None, None)
+        end = self._start(period.last_day + 1)
+        return PeriodView(period.key, self._start(period.first_day), end, end)
+
+    def resolve(self, metric: str, scope: str, period: str | None) -> tuple[Board, Period]:
+        """The board an API request names; InvalidInput names the bad parameter. A bare
+        period kind (`week`) means the current one; no period means the current month."""
+        if metric not in METRICS:
+            raise InvalidInput("metric", f"{metric!r} is not one of {', '.join(METRICS)}")
+        try:
+            scope_kind, scope_key = parse_scope(scope)
+        except ValueError as exc:
+            raise InvalidInput("scope", str(exc)) from None
+        text = period or "month"
+        try:
+            resolved = period_of(text, self.today()) if text in PERIOD_KINDS else parse_period(text)
+        except ValueError as exc:
+            raise InvalidInput("period", str(exc)) from None
+        if not self.boards.has(metric, scope_kind, resolved.kind):
+            raise InvalidInput(
+                "period", f"no {resolved.kind} board of {metric} by {scope_kind} is kept"
+            )
+        return Board(metric, scope_key, resolved.key), resolved
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def _entries(self, board: Board, start: int, rows: list[tuple[str, int]]) -> list[Entry]:
+        if not rows:
+            return []
+        higher = await self._store.higher(board, rows[0][1])
+        display = await self._store.display([i for i, _ in rows])
+        return [
+            Entry(rank, informant_id, score, display.get(informant_id, {}))
+            for rank, (informant_id, score) in zip(_ranked(start, rows, higher), rows, strict=True)
+        ]
+
+    async def top(
+        self, metric: str, scope: str, period: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        board, resolved = self.resolve(metric, scope, period)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput("limit", f"limit must be between 1 and {MAX_LIMIT}")
+        start = _cursor(cursor)
+        members = await self._store.size(board)
+        rows = await self._store.page(board, start, limit)
+        entries = await self._entries(board, start, rows)
+        after = start + len(rows)
+        return Page(
+            metric,
+            board.scope,
+            self.period_view(resolved),
+            members,
+            entries,
+            str(after) if after < members and rows else None,
+        )
+
+    async def standing(
+        self, metric: str, scope: str, period: str | None, informant_id: str, around: int
+    ) -> Standing:
+        board, resolved = self.resolve(metric, scope, period)
+        if not 0 <= around <= MAX_AROUND:
+            raise InvalidInput("around", f"around must be between 0 and {MAX_AROUND}")
+        view = self.period_view(resolved)
+        found = await self._store.standing(board, informant_id)
+        members = await self._store.size(board)
+        if found is None:
+            return Standing(metric, board.scope, view, informant_id, None, 0, None, members, [])
+        position, score, higher = found
+        window = 2 * around + 1
+        start = max(0, min(position - around, members - window))
+        rows = await self._store.page(board, start, window)
+        percentile = round(100 * (members - higher) / members, 2) if members else None
+        return Standing(
+            metric,
+            board.scope,
+            view,
+            informant_id,
+            higher + 1,
+            score,
+            percentile,
+            members,
+            await self._entries(board, start, rows),
+        )
+
+    async def ranks(self, metric: str, scope: str, period: str | None, ids: list[str]) -> Ranks:
+        board, resolved = self.resolve(metric, scope, period)
+        if not ids or len(ids) > MAX_IDS:
+            raise InvalidInput("ids", f"give between 1 and {MAX_IDS} informant ids")
+        found = await self._store.scores(board, ids)
+        members = await self._store.size(board)
+        ranks = [
+            Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
+            for i, f in zip(ids, found, strict=True)
+        ]
+        return Ranks(metric, board.scope, self.period_view(resolved), members, ranks)
+
+    # --- rebuild and reconcile -------------------------------------------------------
+
+    def _wanted(self, only: BoardFilter) -> Callable[[Board, Period], bool]:
+        def wanted(board: Board, period: Period) -> bool:
+            return only.covers(board, period.kind) and self._live(board, period)
+
+        return wanted
+
+    def _since(self, only: BoardFilter) -> int | None:
+        """The first day a rebuild of `only` needs: live periods only, unless `all`."""
+        kinds = [only.period_kind] if only.period_kind else list(PERIOD_KINDS)
+        if "all" in kinds:
+            return None
+        today = self.today()
+        first = today
+        for kind in kinds:
+            keep = self.boards.retention_days.get(kind, 0)
+            # The oldest period that may still be live ended `keep` days plus the grace
+            # window ago, at most: step back period by period from today's.
+            period = period_of(kind, today)
+            horizon = today - keep - self._grace.days - 2
+            while period.first_day > horizon:
+                period = period_of(kind, period.first_day - 1)
+            first = min(first, period.first_day)
+        return first
+
+    async def rebuild(
+        self, only: BoardFilter, progress: Callable[[int], None] | None = None
+    ) -> RebuildReport:
+        """Every covered board from the ledger, into shadow keys swapped in one by one;
+        boards in Redis that the ledger no longer supports are removed."""
+        only.check()
+        report = RebuildReport()
+        existing = {
+            b for b in await self._store.boards() if only.covers(b, parse_period(b.period).kind)
+        }
+        rows = _counted(self._totals.informant_days(since_day=self._since(only)), report, progress)
+        async for board, members in _async_board_totals(rows, self.boards, self._wanted(only)):
+            await self._store.clear_shadow(board)
+            report.members += await self._store.fill_shadow(board, members.items())
+            await self._store.swap_in(board)
+            existing.discard(board)
+            report.boards += 1
+        stale = [b for b in existing if self._live(b, parse_period(b.period))]
+        await self._store.unlink(stale)
+        report.removed = len(stale)
+        return report
+
+    async def reconcile(self, only: BoardFilter) -> list[Difference]:
+        """Every member of every covered board against the ledger's totals."""
+        only.check()
+        differences: list[Difference] = []
+        existing = {
+            b
+            for b in await self._store.boards()
+            if only.covers(b, parse_period(b.period).kind) and self._live(b, parse_period(b.period))
+        }
+        rows = self._totals.informant_days(since_day=self._since(only))
+        async for board, expected in _async_board_totals(rows, self.boards, self._wanted(only)):
+            existing.discard(board)
+            actual = await self._store.members(board)
+            for informant_id in sorted(expected.keys() | actual.keys()):
+                want, got = expected.get(informant_id), actual.get(informant_id)
+                if want != got:
+                    differences.append(Difference(board, informant_id, got, want))
+        for board in sorted(existing, key=lambda b: (b.metric, b.scope, b.period)):
+            for informant_id, got in sorted((await self._store.members(board)).items()):
+                differences.append(Difference(board, informant_id, got, None))
+        return differences
+
+
+def _cursor(cursor: str | None) -> int:
+    if cursor is None or cursor == "":
+        return 0
+    if not cursor.isdigit() or len(cursor) > 12:
+        raise InvalidInput("cursor", "not a cursor this API gave")
+    return int(cursor)
+
+
+async def _counted(
+    rows: AsyncIterator[DayTotal], report: RebuildReport, progress: Callable[[int], None] | None
+) -> AsyncIterator[DayTotal]:
+    async for row in rows:
+        report.day_rows += 1
+        if progress is not None and report.day_rows % 10_000 == 0:
+            progress(report.day_rows)
+        yield row
+
+
+async def _async_board_totals(
+    rows: AsyncIterator[DayTotal], boards: BoardSet, wanted: Callable[[Board, Period], bool]
+) -> AsyncIterator[tuple[Board, dict[str, int]]]:
+    totals = BoardTotals(boards, wanted)
+    async for row in rows:
+        for ready in totals.add(row):
+            yield ready
+    for ready in totals.finish():
+        yield ready

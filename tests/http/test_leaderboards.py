@@ -1,0 +1,315 @@
+"""Profiles and leaderboards end to end, on SQLite and on PostgreSQL, with a real Redis."""
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from litestar.testing import AsyncTestClient
+from prometheus_client import CollectorRegistry
+
+from points_service.adapters.redis_boards import RedisBoards
+from points_service.http.app import create_app
+from points_service.runtime import Runtime
+from points_service.services.leaderboards import BoardFilter
+from points_service.settings import Settings
+from tests.conftest import PG_ADMIN_URL, _admin, unique
+from tests.http.test_events_api import body
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def today_key() -> str:
+    return "day:" + datetime.now(SHANGHAI).date().isoformat()
+
+
+async def profile(client: Client, who: str, **fields: Any) -> Any:
+    r = await client.put(f"/v1/informants/{who}", json=fields)
+    assert r.status_code in (200, 201), r.text
+    return r
+
+
+async def share(client: Client, who: str, content: str | None = None, **extra: Any) -> Any:
+    r = await client.post(
+        "/v1/events", json=body(who, "share", content_id=content or unique("c"), **extra)
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def normal(p: dict[str, Any]) -> dict[str, Any]:
+    """Times compared as instants (the API answers in UTC)."""
+    at = p.get("registered_at")
+    return {**p, "registered_at": datetime.fromisoformat(at) if at else None}
+
+
+async def test_profiles_are_validated_and_stored(client: Client) -> None:
+    who = unique("u")
+    fields = {
+        "name": "张三",
+        "province": "640000",
+        "city": "640100",
+        "county": "640104",
+        "unit_name": "兴庆区科协",
+        "type": "county",
+        "institution_id": "inst-1",
+        "certified": True,
+        "registered_at": "2026-03-01T09:00:00+08:00",
+    }
+    r = await client.put(f"/v1/informants/{who}", json=fields)
+    assert r.status_code == 201, r.text
+    got = (await client.get(f"/v1/informants/{who}")).json()
+    assert normal(got) == normal({**fields, "informant_id": who, "status": "active"})
+    assert (await client.put(f"/v1/informants/{who}", json=fields)).status_code == 200
+    bad = [
+        ({"province": "640100"}, "province"),
+        ({"province": "640000", "city": "650100"}, "city"),
+        ({"province": "640000", "city": "640100", "county": "640204"}, "county"),
+        ({"county": "640104"}, "county"),
+        ({"type": "alien"}, "type"),
+        ({"status": "gone"}, "status"),
+        ({"colour": "red"}, "colour"),
+        ({"name": ""}, "name"),
+    ]
+    for payload, field in bad:
+        r = await client.put(f"/v1/informants/{who}", json=payload)
+        assert (r.status_code, r.json()["field"]) == (422, field), (payload, r.text)
+    # nothing of the refused bodies was applied
+    assert normal((await client.get(f"/v1/informants/{who}")).json()) == normal(got)
+    r = await client.get(f"/v1/informants/{unique('nobody')}")
+    assert r.status_code == 404
+
+
+async def test_ranks_ties_pages_neighbours_and_unranked(client: Client) -> None:
+    inst = unique("inst")
+    a, b, c, d = (f"{inst}-{x}" for x in "abcd")
+    for who, name in ((a, "甲"), (b, "乙"), (c, "丙"), (d, "丁")):
+        await profile(client, who, name=name, institution_id=inst, province="640000")
+    for who, count in ((a, 2), (b, 2), (c, 1)):
+        for _ in range(count):
+            await share(client, who)
+    scope = f"institution:{inst}"
+    r = await client.get("/v1/leaderboards/shares", params={"scope": scope, "period": "day"})
+    assert r.status_code == 200, r.text
+    board = r.json()
+    assert board["period"]["key"] == today_key()
+    start = datetime.fromisoformat(board["period"]["start"])
+    assert start.utcoffset() == timedelta(hours=8)
+    assert (start.hour, start.minute) == (0, 0)
+    assert board["period"]["next_reset"] == board["period"]["end"]
+    assert board["members"] == 3
+    assert [(e["rank"], e["informant_id"], e["score"]) for e in board["entries"]] == [
+        (1, a, 2),
+        (1, b, 2),
+        (3, c, 1),
+    ]
+    assert board["entries"][0]["name"] == "甲"
+    assert board["next_cursor"] is None
+    points = await client.get("/v1/leaderboards/points", params={"scope": scope, "period": "day"})
+    assert [e["score"] for e in points.json()["entries"]] == [4, 4, 2]
+
+    first = await client.get(
+        "/v1/leaderboards/shares", params={"scope": scope, "period": today_key(), "limit": 2}
+    )
+    assert [e["informant_id"] for e in first.json()["entries"]] == [a, b]
+    cursor = first.json()["next_cursor"]
+    second = await client.get(
+        "/v1/leaderboards/shares",
+        params={"scope": scope, "period": today_key(), "limit": 2, "cursor": cursor},
+    )
+    assert [(e["rank"], e["informant_id"]) for e in second.json()["entries"]] == [(3, c)]
+
+    r = await client.get(
+        f"/v1/leaderboards/shares/informants/{c}",
+        params={"scope": scope, "period": "day", "around": 1},
+    )
+    standing = r.json()
+    assert (standing["rank"], standing["score"], standing["members"]) == (3, 1, 3)
+    assert standing["percentile"] == pytest.approx(33.33)
+    # at the bottom edge the window is padded upwards: still three entries
+    assert [n["informant_id"] for n in standing["neighbours"]] == [a, b, c]
+    r = await client.get(
+        f"/v1/leaderboards/shares/informants/{a}",
+        params={"scope": scope, "period": "day", "around": 1},
+    )
+    assert [n["rank"] for n in r.json()["neighbours"]] == [1, 1, 3]
+    r = await client.get(
+        f"/v1/leaderboards/shares/informants/{d}", params={"scope": scope, "period": "day"}
+    )
+    assert (r.json()["rank"], r.json()["score"], r.json()["neighbours"]) == (None, 0, [])
+
+    r = await client.get(
+        "/v1/leaderboards/shares/ranks",
+        params={"scope": scope, "period": "day", "ids": f"{a},{c},{d}"},
+    )
+    assert [(x["informant_id"], x["rank"], x["score"]) for x in r.json()["ranks"]] == [
+        (a, 1, 2),
+        (c, 3, 1),
+        (d, None, 0),
+    ]
+    # the same events count on the province, week, month, year and all-time boards
+    for period in ("week", "month", "year", "all"):
+        r = await client.get(
+            f"/v1/leaderboards/shares/informants/{a}",
+            params={"scope": "province:640000", "period": period},
+        )
+        assert r.json()["score"] >= 2, (period, r.text)
+    assert r.json()["period"] == {"key": "all", "start": None, "end": None, "next_reset": None}
+
+
+async def test_bad_board_parameters_are_a_422_naming_them(client: Client) -> None:
+    cases = [
+        ("/v1/leaderboards/karma", {}, "metric"),
+        ("/v1/leaderboards/points", {"scope": "county:640100"}, "scope"),
+        ("/v1/leaderboards/points", {"scope": "galaxy:1"}, "scope"),
+        ("/v1/leaderboards/points", {"period": "day:2026-02-30"}, "period"),
+        ("/v1/leaderboards/points", {"period": "fortnight"}, "period"),
+        ("/v1/leaderboards/points", {"limit": 0}, "limit"),
+        ("/v1/leaderboards/points", {"cursor": "abc"}, "cursor"),
+        ("/v1/leaderboards/points/informants/x", {"around": 99}, "around"),
+        ("/v1/leaderboards/points/ranks", {"ids": ","}, "ids"),
+    ]
+    for path, params, field in cases:
+        r = await client.get(path, params=params)
+        assert (r.status_code, r.json().get("field")) == (422, field), (path, params, r.text)
+
+
+async def _board(client: Client, metric: str, scope: str, period: str = "day") -> dict[str, int]:
+    r = await client.get(
+        f"/v1/leaderboards/{metric}", params={"scope": scope, "period": period, "limit": 1000}
+    )
+    assert r.status_code == 200, r.text
+    return {e["informant_id"]: e["score"] for e in r.json()["entries"]}
+
+
+async def test_moves_bans_and_reversals(client: Client) -> None:
+    inst1, inst2 = unique("inst"), unique("inst")
+    who = unique("u")
+    await profile(client, who, institution_id=inst1)
+    first = await share(client, who)
+    await profile(client, who, institution_id=inst2)
+    second = await share(client, who)
+    # history stays where it was earned; new events count where the informant is now
+    assert await _board(client, "shares", f"institution:{inst1}") == {who: 1}
+    assert await _board(client, "shares", f"institution:{inst2}") == {who: 1}
+    assert (await _board(client, "shares", "all", "all"))[who] == 2
+
+    await profile(client, who, institution_id=inst2, status="banned")
+    assert await _board(client, "shares", f"institution:{inst1}") == {}
+    assert who not in await _board(client, "points", "all", "all")
+    third = await share(client, who)  # credited in the ledger, shown on no board
+    assert third["points"] == 2
+    assert await _board(client, "shares", f"institution:{inst2}") == {}
+
+    await profile(client, who, institution_id=inst2, status="active")
+    assert await _board(client, "shares", f"institution:{inst1}") == {who: 1}
+    assert await _board(client, "shares", f"institution:{inst2}") == {who: 2}
+    assert (await _board(client, "points", "all", "all"))[who] == 6
+
+    for event in (first, second):
+        r = await client.post(f"/v1/events/{event['event_id']}/reversal", json={"reason": "test"})
+        assert r.status_code == 200, r.text
+    assert await _board(client, "shares", f"institution:{inst1}") == {}
+    assert await _board(client, "shares", f"institution:{inst2}") == {who: 1}
+    # a replayed reversal takes nothing more
+    r = await client.post(f"/v1/events/{second['event_id']}/reversal", json={"reason": "test"})
+    assert r.json()["replayed"] is True
+    assert await _board(client, "shares", f"institution:{inst2}") == {who: 1}
+
+
+@pytest.fixture
+async def own_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """A database of this test's own: reconcile compares every board with every event."""
+    if settings.database_url is None:
+        yield settings
+        return
+    name = f"points_test_own_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield replace(settings, database_url=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
+    own_settings: Settings,
+) -> None:
+    app = create_app(own_settings, CollectorRegistry())
+    rng = random.Random(7)
+    async with AsyncTestClient(app, timeout=60) as client:
+        people = [unique("w") for _ in range(12)]
+        counties = ["640104", "640105", "640106"]
+        for who in people:
+            county = rng.choice(counties)
+            await profile(
+                client, who, province="640000", city="640100", county=county,
+                institution_id=rng.choice(["i1", "i2"]),
+            )  # fmt: skip
+        sent: list[dict[str, Any]] = []
+        for step in range(160):
+            who = rng.choice(people)
+            roll = rng.random()
+            if roll < 0.05:  # a move
+                await profile(
+                    client, who, province="640000", city="640100",
+                    county=rng.choice(counties), institution_id=rng.choice(["i1", "i2"]),
+                )  # fmt: skip
+                continue
+            if roll < 0.08:  # a ban, or a restore
+                status = rng.choice(["banned", "hidden", "active", "active"])
+                current = (await client.get(f"/v1/informants/{who}")).json()
+                current.pop("informant_id")
+                await profile(client, who, **{**current, "status": status})
+                continue
+            if roll < 0.14 and sent:  # a replay
+                r = await client.post("/v1/events", json=rng.choice(sent))
+                assert r.status_code == 200 and r.json()["replayed"], r.text
+                continue
+            if roll < 0.18 and sent:  # a reversal
+                event = rng.choice(sent)
+                r = await client.post(f"/v1/events/{event['event_id']}/reversal", json={})
+                assert r.status_code == 200, r.text
+                continue
+            ago = rng.choice([0, 0, 0, 1, 30, 100])  # hours: today, yesterday, late
+            occurred = (datetime.now(UTC) - timedelta(hours=ago)).isoformat()
+            action = rng.choice(["share", "share", "post", "browse", "share_view"])
+            extra: dict[str, Any] = {"content_id": f"c{rng.randint(1, 30)}"}
+            if action == "share_view":
+                extra = {"share_id": f"s{step}", "viewer_id": rng.choice(people)}
+            event = body(who, action, occurred_at=occurred, **extra)
+            r = await client.post("/v1/events", json=event)
+            assert r.status_code == 200, r.text
+            sent.append(event)
+
+    # The operator's side: a runtime of its own (as the CLI has), on the same storage.
+    runtime = await Runtime.start(own_settings, CollectorRegistry())
+    try:
+        everything = BoardFilter()
+        assert await runtime.leaderboards.reconcile(everything) == []
+        store = RedisBoards(runtime.redis, prefix=own_settings.redis_prefix)
+        before = {b: await store.members(b) for b in await store.boards()}
+        assert before, "the workload put members on boards"
+
+        # Redis drifts (a lost write, a stray increment): reconcile names it, rebuild fixes it
+        some_board = sorted(before, key=str)[0]
+        victim = next(iter(before[some_board]))
+        await runtime.redis.zincrby(store.key(some_board), -5, victim)
+        stray = replace(some_board, scope="county:640199")
+        await runtime.redis.zadd(store.key(stray), {"ghost": -3})
+        differences = await runtime.leaderboards.reconcile(everything)
+        assert {(d.board, d.informant_id) for d in differences} == {
+            (some_board, victim),
+            (stray, "ghost"),
+        }
+        report = await runtime.leaderboards.rebuild(everything)
+        assert report.boards == len(before) and report.removed == 1
+        after = {b: await store.members(b) for b in await store.boards()}
+        assert after == before
+        assert await runtime.leaderboards.reconcile(everything) == []
+    finally:
+        await runtime.stop()
