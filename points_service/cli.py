@@ -1,9 +1,11 @@
-"""`points-service`: serve, migrate, rules check, rules simulate."""
+"""`points-service`: serve, migrate, rules check|simulate, leaderboards
+check|rebuild|reconcile."""
 
 import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +14,15 @@ from typing import Any
 import msgspec
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
-from points_service.adapters.rule_files import load_rule_dir
+from points_service.adapters.rule_files import load_board_dir, load_rule_dir
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.domain.calendar import Calendar
 from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
+from points_service.runtime import Runtime
+from points_service.services.errors import InvalidInput
+from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
 
 
@@ -127,6 +132,98 @@ def _rules_simulate(settings: Settings, events_file: Path, directory: Path) -> i
     return 1 if failures else 0
 
 
+def _boards_check(directory: Path) -> int:
+    try:
+        boards = load_board_dir(directory)
+    except RuleSetInvalid as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); the board files are refused", file=sys.stderr)
+        return 1
+    combos = sum(len(s) * len(p) for s, p in boards.kept.values())
+    print(
+        f"ok: {len(boards.kept)} metrics, {combos} scope x period combinations, "
+        f"files {', '.join(boards.files)}, version {boards.version}"
+    )
+    return 0
+
+
+def _board_filter(args: argparse.Namespace) -> BoardFilter:
+    only = BoardFilter(args.metric, args.scope, args.period)
+    only.check()
+    return only
+
+
+async def _boards_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    only = _board_filter(args)
+    runtime = await Runtime.start(settings)
+    try:
+        if args.profiles:
+            copied = await runtime.profiles.sync_mirror()
+            print(f"profiles copied into Redis: {copied}", file=sys.stderr)
+        started = time.perf_counter()
+
+        def progress(rows: int) -> None:
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            print(f"\r{rows:,} day totals read ({rate:,.0f}/s)", end="", file=sys.stderr)
+
+        report = await runtime.leaderboards.rebuild(only, progress)
+        seconds = time.perf_counter() - started
+    finally:
+        await runtime.stop()
+    print(
+        f"\nrebuilt {report.boards} boards ({report.members:,} members) from "
+        f"{report.day_rows:,} day totals in {seconds:.1f} s; removed {report.removed} "
+        "boards the ledger no longer supports",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _boards_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    only = _board_filter(args)
+    runtime = await Runtime.start(settings)
+    try:
+        differences = await runtime.leaderboards.reconcile(only)
+    finally:
+        await runtime.stop()
+    for d in differences[: args.show]:
+        b = d.board
+        print(
+            f"{b.metric} {b.scope} {b.period} {d.informant_id}: "
+            f"redis {d.redis if d.redis is not None else '-'}, "
+            f"ledger {d.ledger if d.ledger is not None else '-'}"
+        )
+    if len(differences) > args.show:
+        print(f"... and {len(differences) - args.show} more")
+    boards = len({d.board for d in differences})
+    print(
+        f"{len(differences)} difference(s) on {boards} board(s)"
+        if differences
+        else "no differences",
+        file=sys.stderr,
+    )
+    return 1 if differences else 0
+
+
+def _leaderboards(settings: Settings, args: argparse.Namespace) -> int:
+    if args.boards == "check":
+        return _boards_check(args.directory or settings.leaderboards_dir)
+    try:
+        if args.boards == "rebuild":
+            return asyncio.run(_boards_rebuild(settings, args))
+        return asyncio.run(_boards_reconcile(settings, args))
+    except InvalidInput as exc:
+        print(f"error: --{exc.field}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _board_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric", help="points, shares, share_views or posts (default: all)")
+    parser.add_argument("--scope", help="all, province, city, county or institution")
+    parser.add_argument("--period", help="day, week, month, year or all")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="points-service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulate = rules.add_parser("simulate", help="judge events without recording them")
     simulate.add_argument("events", type=Path, help="JSON Lines of events, - for stdin")
     simulate.add_argument("--rules", type=Path, dest="directory")
+    boards = sub.add_parser("leaderboards", help="leaderboards").add_subparsers(
+        dest="boards", required=True
+    )
+    boards_check = boards.add_parser("check", help="validate a board directory")
+    boards_check.add_argument("directory", nargs="?", type=Path)
+    rebuild = boards.add_parser("rebuild", help="rebuild boards from the ledger")
+    _board_options(rebuild)
+    rebuild.add_argument(
+        "--profiles", action="store_true", help="first copy every profile into Redis again"
+    )
+    reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
+    _board_options(reconcile)
+    reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
@@ -149,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         return 0
+    if args.command == "leaderboards":
+        return _leaderboards(settings, args)
     directory = args.directory or settings.rules_dir
     if args.rules == "check":
         return _rules_check(directory)

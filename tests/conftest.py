@@ -81,6 +81,21 @@ def settings(request: pytest.FixtureRequest, base_settings: Settings) -> Setting
 
 
 @pytest.fixture
+async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """`settings` with a database of the test's own (SQLite already is): for tests that
+    compare every board with every event, such as reconcile."""
+    if settings.database_url is None:
+        yield settings
+        return
+    name = f"points_test_own_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield replace(settings, database_url=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     app = create_app(settings, CollectorRegistry())
     async with AsyncTestClient(app, timeout=60) as c:

@@ -68,3 +68,11 @@ def test_rules_simulate_judges_a_file_without_recording(
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["points"] for o in out] == [3, 3, 3, 0, 5]
     assert out[-1]["balance"] == 14
+
+
+def test_leaderboards_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["leaderboards", "check", str(RULES_DIR.parent / "leaderboards")]) == 0
+    assert "ok: 4 metrics, 100 scope x period combinations" in capsys.readouterr().out
+    (tmp_path / "bad.toml").write_text('[[boards]]\nmetric = "karma"\nscopes = []\nperiods = []\n')
+    assert main(["leaderboards", "check", str(tmp_path)]) == 1
+    assert "bad.toml: board 'karma': field `metric`" in capsys.readouterr().err

@@ -1,8 +1,6 @@
 """Profiles and leaderboards end to end, on SQLite and on PostgreSQL, with a real Redis."""
 
 import random
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +15,7 @@ from points_service.http.app import create_app
 from points_service.runtime import Runtime
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings
-from tests.conftest import PG_ADMIN_URL, _admin, unique
+from tests.conftest import unique
 from tests.http.test_events_api import body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -222,24 +220,10 @@ async def test_moves_bans_and_reversals(client: Client) -> None:
     assert await _board(client, "shares", f"institution:{inst2}") == {who: 1}
 
 
-@pytest.fixture
-async def own_settings(settings: Settings) -> AsyncIterator[Settings]:
-    """A database of this test's own: reconcile compares every board with every event."""
-    if settings.database_url is None:
-        yield settings
-        return
-    name = f"points_test_own_{uuid.uuid4().hex[:10]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield replace(settings, database_url=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
-    own_settings: Settings,
+    isolated_settings: Settings,
 ) -> None:
-    app = create_app(own_settings, CollectorRegistry())
+    app = create_app(isolated_settings, CollectorRegistry())
     rng = random.Random(7)
     async with AsyncTestClient(app, timeout=60) as client:
         people = [unique("w") for _ in range(12)]
@@ -287,11 +271,11 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
             sent.append(event)
 
     # The operator's side: a runtime of its own (as the CLI has), on the same storage.
-    runtime = await Runtime.start(own_settings, CollectorRegistry())
+    runtime = await Runtime.start(isolated_settings, CollectorRegistry())
     try:
         everything = BoardFilter()
         assert await runtime.leaderboards.reconcile(everything) == []
-        store = RedisBoards(runtime.redis, prefix=own_settings.redis_prefix)
+        store = RedisBoards(runtime.redis, prefix=isolated_settings.redis_prefix)
         before = {b: await store.members(b) for b in await store.boards()}
         assert before, "the workload put members on boards"
 

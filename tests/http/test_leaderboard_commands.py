@@ -1,0 +1,72 @@
+"""`points-service leaderboards reconcile|rebuild` as an operator runs them: separate
+processes beside a running service, on the same Redis and database."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+from points_service.adapters.redis_boards import board_key
+from points_service.domain.boards import Board
+from points_service.settings import Settings
+from tests.conftest import REDIS_URL, unique
+from tests.http.server import ServerProcess, environ, free_port
+from tests.http.test_events_api import body
+
+
+def command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "points_service.cli", "leaderboards", *args],
+        env=environ(settings, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_reconcile_finds_drift_and_rebuild_repairs_it(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    settings = isolated_settings
+    server = ServerProcess(settings, tmp_path / "server.log")
+    server.start()
+    inst = unique("inst")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for n in range(6):
+                who = f"{inst}-{n % 3}"
+                if n < 3:
+                    r = http.put(f"/v1/informants/{who}", json={"institution_id": inst})
+                    assert r.status_code == 201, r.text
+                r = http.post("/v1/events", json=body(who, "share", content_id=f"c{n}"))
+                assert r.status_code == 200, r.text
+            done = command(settings, "reconcile")
+            assert (done.returncode, done.stderr.strip()) == (0, "no differences"), done.stderr
+
+            board = Board("shares", f"institution:{inst}", "all")
+            redis = Redis.from_url(REDIS_URL)
+            redis.zincrby(board_key(settings.redis_prefix, board), -4, f"{inst}-1")
+            done = command(settings, "reconcile", "--metric", "shares", "--period", "all")
+            assert done.returncode == 1
+            assert f"shares institution:{inst} all {inst}-1: redis 6, ledger 2" in done.stdout
+
+            done = command(settings, "rebuild", "--profiles")
+            assert done.returncode == 0, done.stderr
+            assert "rebuilt" in done.stderr and "profiles copied into Redis: 3" in done.stderr
+            top = http.get(
+                "/v1/leaderboards/shares", params={"scope": f"institution:{inst}", "period": "all"}
+            ).json()
+            assert [(e["informant_id"], e["score"]) for e in top["entries"]] == [
+                (f"{inst}-0", 2),
+                (f"{inst}-1", 2),
+                (f"{inst}-2", 2),
+            ]
+            assert command(settings, "reconcile").returncode == 0
+            bad = command(settings, "reconcile", "--metric", "karma")
+            assert bad.returncode == 2 and "--metric" in bad.stderr
+            redis.close()
+    finally:
+        server.stop()
