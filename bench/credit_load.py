@@ -431,7 +431,7 @@ def evalsha_ceiling(redis_url: str, db: int, prefix: str, requests: int) -> list
     plan = plan_event(event, rules, Calendar.named("Asia/Shanghai"), now, timedelta(hours=72))
     keys, arg = encode_apply_call(prefix, 432_000, 345_600, [("__rand_int__", [plan])])
     probe = [k.replace("__rand_int__", "probe") for k in keys]
-    [[[flag, decision]]] = client.evalsha(sha, len(keys), *probe, arg)
+    [[[[flag, decision]], _profile]] = client.evalsha(sha, len(keys), *probe, arg)
     client.close()
     if flag != 0 or json.loads(decision)["p"] != 1:
         raise BenchError(f"the EVALSHA plan did not credit a fresh browse: {flag} {decision!r}")

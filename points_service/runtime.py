@@ -11,6 +11,7 @@ from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import RuleFiles, load_board_dir
+from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles
@@ -63,15 +64,17 @@ class Runtime:
             sqlite_synchronous=settings.sqlite_synchronous,
         )
         ledger.on_batch = metrics.commit_observed
+        scripts = ScriptPipeline(redis)
         state = RedisState(
             redis,
+            scripts=scripts,
             prefix=settings.redis_prefix,
             day_ttl_seconds=int(settings.day_ttl.total_seconds()),
             idem_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
         )
         calendar = Calendar.named(settings.timezone)
         leaderboards = Leaderboards(
-            RedisBoards(redis, prefix=settings.redis_prefix),
+            RedisBoards(redis, prefix=settings.redis_prefix, scripts=scripts),
             SqlLedgerTotals(ledger.engine),
             boards,
             calendar,

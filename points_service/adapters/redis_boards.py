@@ -12,12 +12,18 @@ negated scores strictly below its own.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.resources import files
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from points_service.adapters.redis_state import key_tag
+from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.boards import Board, BoardWrite
+
+_LUA = files("points_service.adapters") / "lua"
+_encode = msgspec.json.encode
 
 # Decrement; a member whose score comes back to nothing leaves the board (a reversal).
 _TAKE_BACK = """
@@ -49,32 +55,58 @@ def board_of(prefix: str, key: str) -> Board | None:
 
 
 class RedisBoards:
-    def __init__(self, client: "Redis", *, prefix: str) -> None:
+    def __init__(
+        self,
+        client: "Redis",
+        *,
+        prefix: str,
+        scripts: ScriptPipeline | None = None,
+        cluster: bool = False,
+        writes_per_call: int = 500,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
-        self._take_back = client.register_script(_TAKE_BACK)
+        self._cluster = cluster
+        self._per_call = 1 if cluster else writes_per_call
+        # Shared with the credit path's apply calls: concurrent requests' board writes
+        # and script calls travel in the same pipelines.
+        self._scripts = scripts or ScriptPipeline(client)
+        self._add = self._scripts.register(_LUA.joinpath("boards.lua").read_text())
+        self._take_back = self._scripts.register(_TAKE_BACK)
+        self._keys: dict[Board, str] = {}
 
     def key(self, board: Board) -> str:
-        return board_key(self._prefix, board)
+        key = self._keys.get(board)
+        if key is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            key = self._keys[board] = board_key(self._prefix, board)
+        return key
 
-    async def add(self, writes: Iterable[tuple[str, BoardWrite]]) -> int:
-        """ZINCRBY every (informant, write), pipelined: one round trip on one node."""
+    async def add(self, increments: Mapping[Board, Mapping[str, int]]) -> int:
+        """Every board's increments in one round trip shared with concurrent requests: on
+        one node, script calls of up to `writes_per_call` boards each; on a cluster, one
+        call per board (one slot each). Returns the number of (board, member) writes."""
+        boards = list(increments)
+        step = self._per_call
+        calls = []
         count = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for informant_id, w in writes:
-                pipe.zincrby(self.key(w.board), -w.delta, informant_id)
-                count += 1
-            if count:
-                await pipe.execute()
+        for start in range(0, len(boards), step):
+            chunk = boards[start : start + step]
+            writes = []
+            for index, board in enumerate(chunk, start=1):
+                for member, delta in increments[board].items():
+                    writes.append((index, member, -delta))
+            count += len(writes)
+            calls.append((self._add, [self.key(b) for b in chunk], [_encode(writes)]))
+        if calls:
+            await self._scripts.call_many(calls)
         return count
 
     async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for w in writes:
-                await self._take_back(
-                    keys=[self.key(w.board)], args=[w.delta, informant_id], client=pipe
-                )
-            await pipe.execute()
+        await self._scripts.call_many(
+            [(self._take_back, [self.key(w.board)], [w.delta, informant_id]) for w in writes]
+        )
 
     async def remove(self, informant_id: str, boards: Iterable[Board]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

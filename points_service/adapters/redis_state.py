@@ -87,6 +87,7 @@ class RedisState:
         idem_ttl_seconds: int,
         cluster: bool = False,
         groups_per_call: int = 100,
+        scripts: ScriptPipeline | None = None,
     ) -> None:
         self._cluster = cluster
         self._groups_per_call = groups_per_call
@@ -94,7 +95,7 @@ class RedisState:
         self._prefix = prefix
         self._day_ttl = day_ttl_seconds
         self._idem_ttl = idem_ttl_seconds
-        self._scripts = ScriptPipeline(client)
+        self._scripts = scripts or ScriptPipeline(client)
         self._apply = self._scripts.register(_LUA.joinpath("apply.lua").read_text())
         self._redeem = self._scripts.register(_LUA.joinpath("redeem.lua").read_text())
         self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())

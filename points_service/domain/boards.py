@@ -210,21 +210,34 @@ def metric_values(points: int, counters: list[int]) -> dict[str, int]:
     return {m: v for m, v in values.items() if v}
 
 
+def board_targets(boards: BoardSet, placement: Placement, day: int) -> dict[str, tuple[Board, ...]]:
+    """metric -> the boards an event of that metric moves, for an informant placed so,
+    on programme day `day`."""
+    scopes = list(placement.scopes())
+    periods = periods_of(day)
+    return {
+        metric: tuple(
+            Board(metric, scope, period.key)
+            for scope_kind, scope in scopes
+            for period in periods
+            if boards.has(metric, scope_kind, period.kind)
+        )
+        for metric in boards.kept
+    }
+
+
 def board_writes(
     boards: BoardSet, placement: Placement, day: int, values: Mapping[str, int]
 ) -> list[BoardWrite]:
     """Every board an event with these metric values, on programme day `day`, moves."""
     if not values:
         return []
-    scopes = list(placement.scopes())
-    periods = periods_of(day)
-    writes = []
-    for metric, delta in values.items():
-        for scope_kind, scope in scopes:
-            for period in periods:
-                if boards.has(metric, scope_kind, period.kind):
-                    writes.append(BoardWrite(Board(metric, scope, period.key), delta))
-    return writes
+    targets = board_targets(boards, placement, day)
+    return [
+        BoardWrite(board, delta)
+        for metric, delta in values.items()
+        for board in targets.get(metric, ())
+    ]
 
 
 # --- totals from the ledger -----------------------------------------------------------

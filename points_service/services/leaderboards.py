@@ -18,9 +18,9 @@ from points_service.domain.boards import (
     Board,
     BoardSet,
     BoardTotals,
-    BoardWrite,
     DayTotal,
     Placement,
+    board_targets,
     board_writes,
     metric_values,
     parse_scope,
@@ -163,27 +163,44 @@ class Leaderboards:
         self._grace = grace
         self._clock = clock
         self._observer = observer or NullObserver()
+        self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
 
     # --- the credit path -------------------------------------------------------------
 
-    def writes(self, placement: Placement, decision: Decision) -> list[BoardWrite]:
-        if decision.late:
-            return []
-        return board_writes(
-            self.boards, placement, decision.day, metric_values(decision.p, decision.c)
-        )
+    def _targets(self, placement: Placement, day: int) -> dict[str, tuple[Board, ...]]:
+        key = (placement, day)
+        targets = self._target_cache.get(key)
+        if targets is None:
+            if len(self._target_cache) > 100_000:
+                self._target_cache.clear()
+            targets = self._target_cache[key] = board_targets(self.boards, placement, day)
+        return targets
 
     async def credited(self, items: Sequence[tuple[str, Placement, Decision]]) -> None:
-        """Events the ledger has just taken for the first time (listed informants only)."""
-        writes = [
-            (informant_id, w)
-            for informant_id, placement, decision in items
-            for w in self.writes(placement, decision)
-        ]
-        if not writes:
+        """Events the ledger has just taken for the first time (listed informants only),
+        summed per board and member, in one round trip. A failure is reported, not
+        raised: the boards are a projection, and reconcile finds the gap."""
+        increments: dict[Board, dict[str, int]] = {}
+        for informant_id, placement, d in items:
+            if d.late:
+                continue
+            targets = self._targets(placement, d.day)
+            for metric, delta in (
+                ("points", d.p),
+                ("shares", d.c[0]),
+                ("share_views", d.c[1]),
+                ("posts", d.c[2]),
+            ):
+                if delta:
+                    for board in targets.get(metric, ()):
+                        members = increments.get(board)
+                        if members is None:
+                            members = increments[board] = {}
+                        members[informant_id] = members.get(informant_id, 0) + delta
+        if not increments:
             return
         try:
-            await self._store.add(writes)
+            await self._store.add(increments)
         except Exception as exc:
             self._observer.boards_failed(exc)
 
