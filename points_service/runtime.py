@@ -4,11 +4,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
+from points_service.adapters.redis_client import RedisClient, connect
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import RuleFiles, load_board_dir
 from points_service.adapters.script_pipeline import ScriptPipeline
@@ -31,7 +31,7 @@ def utc_now() -> datetime:
 @dataclass
 class Runtime:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     ledger: SqlLedger
     state: RedisState
     rules: RuleBook
@@ -55,26 +55,27 @@ class Runtime:
         if redis_url is None:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
-        redis = Redis.from_url(
-            redis_url, max_connections=256, socket_timeout=5, socket_connect_timeout=2
-        )
+        redis = connect(redis_url, cluster=settings.redis_cluster)
         ledger = await open_ledger(
             database_url(settings.database_url, settings.data_dir),
             pool_size=settings.db_pool_size,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
         ledger.on_batch = metrics.commit_observed
-        scripts = ScriptPipeline(redis)
+        scripts = ScriptPipeline(redis, cluster=settings.redis_cluster)
         state = RedisState(
             redis,
             scripts=scripts,
+            cluster=settings.redis_cluster,
             prefix=settings.redis_prefix,
             day_ttl_seconds=int(settings.day_ttl.total_seconds()),
             idem_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
         )
         calendar = Calendar.named(settings.timezone)
         leaderboards = Leaderboards(
-            RedisBoards(redis, prefix=settings.redis_prefix, scripts=scripts),
+            RedisBoards(
+                redis, prefix=settings.redis_prefix, scripts=scripts, cluster=settings.redis_cluster
+            ),
             SqlLedgerTotals(ledger.engine),
             boards,
             calendar,

@@ -21,6 +21,7 @@ class Settings:
     data_dir: Path = Path("var")
     redis_url: str | None = None  # None: start the embedded Redis in data_dir
     redis_prefix: str = "ps"
+    redis_cluster: bool = False  # REDIS_URL names one node of a Redis Cluster
     database_url: str | None = None  # None: SQLite file in data_dir
     rules_dir: Path = Path("rules")
     leaderboards_dir: Path = Path("leaderboards")
@@ -83,6 +84,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         data_dir=Path(environ.get("POINTS_DATA_DIR", "var")),
         redis_url=environ.get("REDIS_URL") or None,
         redis_prefix=environ.get("POINTS_REDIS_PREFIX", "ps"),
+        redis_cluster=_bool(environ, "POINTS_REDIS_CLUSTER", False),
         database_url=environ.get("DATABASE_URL") or None,
         rules_dir=Path(environ.get("POINTS_RULES_DIR", "rules")),
         leaderboards_dir=Path(environ.get("POINTS_LEADERBOARDS_DIR", "leaderboards")),

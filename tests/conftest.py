@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,8 +18,10 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from points_service.adapters.redis_client import connect
 from points_service.http.app import create_app
 from points_service.settings import Settings
+from tests.redis_cluster import RedisCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -73,11 +76,39 @@ def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _settings(kind: str, request: pytest.FixtureRequest, base: Settings) -> Settings:
+    if kind == "postgres":
+        return replace(base, database_url=request.getfixturevalue("postgres_url"))
+    if kind == "cluster":  # the SQLite ledger, and a Redis Cluster of three masters
+        url = request.getfixturevalue("redis_cluster_url")
+        return replace(base, redis_url=url, redis_cluster=True)
+    return base
+
+
 @pytest.fixture(params=BACKENDS)
 def settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
-    if request.param == "postgres":
-        return replace(base_settings, database_url=request.getfixturevalue("postgres_url"))
-    return base_settings
+    return _settings(request.param, request, base_settings)
+
+
+@pytest.fixture(params=[*BACKENDS, "cluster"])
+def settings_with_cluster(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
+    """For the credit and leaderboard suites, which also run on a Redis Cluster."""
+    return _settings(request.param, request, base_settings)
+
+
+def redis_client(settings: Settings) -> Any:
+    """A client of the Redis the settings name (a cluster client for a cluster)."""
+    return connect(settings.redis_url or REDIS_URL, cluster=settings.redis_cluster)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from importlib.resources import files
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
+from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.redis_state import key_tag
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.boards import Board, BoardWrite
@@ -57,7 +57,7 @@ def board_of(prefix: str, key: str) -> Board | None:
 class RedisBoards:
     def __init__(
         self,
-        client: "Redis",
+        client: RedisClient,
         *,
         prefix: str,
         scripts: ScriptPipeline | None = None,
@@ -111,7 +111,7 @@ class RedisBoards:
     async def remove(self, informant_id: str, boards: Iterable[Board]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for board in boards:
-                pipe.zrem(self.key(board), informant_id)
+                await queued(pipe.zrem(self.key(board), informant_id))
             await pipe.execute()
 
     async def put(self, informant_id: str, scores: Mapping[Board, int]) -> None:
@@ -119,7 +119,7 @@ class RedisBoards:
         async with self._redis.pipeline(transaction=False) as pipe:
             for board, score in scores.items():
                 if score > 0:
-                    pipe.zadd(self.key(board), {informant_id: -score})
+                    await queued(pipe.zadd(self.key(board), {informant_id: -score}))
             await pipe.execute()
 
     # --- reading -------------------------------------------------------------------
@@ -142,8 +142,8 @@ class RedisBoards:
         """(position, score, members with a strictly higher score), or None if absent."""
         key = self.key(board)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zrank(key, informant_id)
-            pipe.zscore(key, informant_id)
+            await queued(pipe.zrank(key, informant_id))
+            await queued(pipe.zscore(key, informant_id))
             position, score = await pipe.execute()
         if position is None or score is None:
             return None
@@ -157,7 +157,7 @@ class RedisBoards:
         async with self._redis.pipeline(transaction=False) as pipe:
             for score in found:
                 if score is not None:
-                    pipe.zcount(key, "-inf", f"({score}")
+                    await queued(pipe.zcount(key, "-inf", f"({score}"))
             counts = iter(await pipe.execute())
         return [None if s is None else (-int(s), int(next(counts))) for s in found]
 
@@ -165,7 +165,9 @@ class RedisBoards:
         """Display fields of each informant's profile, in one pipelined read."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for informant_id in ids:
-                pipe.hmget(f"{key_tag(self._prefix, informant_id)}:p", *DISPLAY_FIELDS)
+                await queued(
+                    pipe.hmget(f"{key_tag(self._prefix, informant_id)}:p", *DISPLAY_FIELDS)
+                )
             rows = await pipe.execute()
         return {
             informant_id: {
@@ -214,5 +216,5 @@ class RedisBoards:
         """Lazy deletion, one key per command (a cluster has them in different slots)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for board in boards:
-                pipe.unlink(self.key(board))
+                await queued(pipe.unlink(self.key(board)))
             await pipe.execute()

@@ -10,8 +10,8 @@ from importlib.resources import files
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
+from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.boards import Placement
 from points_service.domain.engine import Decision, EventPlan, undo_of
@@ -73,6 +73,13 @@ def placement_of(values: Sequence[bytes | None]) -> tuple[Placement, bool]:
     return Placement(province, city, county, institution), status in (None, "active")
 
 
+_SET_PROFILE = """
+redis.call('DEL', KEYS[1])
+if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
+return #ARGV / 2
+"""
+
+
 def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
@@ -80,7 +87,7 @@ def _int(value: Any) -> int:
 class RedisState:
     def __init__(
         self,
-        client: "Redis",
+        client: RedisClient,
         *,
         prefix: str,
         day_ttl_seconds: int,
@@ -100,6 +107,7 @@ class RedisState:
         self._redeem = self._scripts.register(_LUA.joinpath("redeem.lua").read_text())
         self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())
         self._undo = self._scripts.register(_LUA.joinpath("undo.lua").read_text())
+        self._set_profile = self._scripts.register(_SET_PROFILE)
 
     def _tag(self, informant_id: str) -> str:
         return key_tag(self._prefix, informant_id)
@@ -162,8 +170,8 @@ class RedisState:
     async def snapshot(self, informant_id: str, day: int) -> PointsSnapshot:
         tag = self._tag(informant_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{tag}:s")
-            pipe.hgetall(f"{tag}:d:{day}")
+            await queued(pipe.hgetall(f"{tag}:s"))
+            await queued(pipe.hgetall(f"{tag}:d:{day}"))
             state, today = await pipe.execute()
         return PointsSnapshot(
             balance=_int(state.get(b"b")),
@@ -193,12 +201,9 @@ class RedisState:
             "nm": profile.name,
             "un": profile.unit_name,
         }
-        fields: dict[Any, Any] = {k: v for k, v in values.items() if v is not None}
-        key = f"{self._tag(informant_id)}:p"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping=fields)
-            await pipe.execute()
+        fields = [x for k, v in values.items() if v is not None for x in (k, v)]
+        # One script, so the credit path never reads a half-written profile.
+        await self._scripts.call(self._set_profile, [f"{self._tag(informant_id)}:p"], fields)
 
     async def balance(self, informant_id: str) -> int:
         return _int(await self._redis.hget(f"{self._tag(informant_id)}:s", "b"))

@@ -13,8 +13,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
+
+from points_service.adapters.redis_client import RedisClient
 
 _Call = tuple[str, Sequence[str], Sequence[Any]]
 _Queued = tuple[list[_Call], "asyncio.Future[list[Any]]"]
@@ -27,8 +28,11 @@ class Script:
 
 
 class ScriptPipeline:
-    def __init__(self, client: "Redis", *, max_calls: int = 1000) -> None:
+    def __init__(
+        self, client: RedisClient, *, max_calls: int = 1000, cluster: bool = False
+    ) -> None:
         self._redis = client
+        self._cluster = cluster
         self._max_calls = max_calls
         self._queue: deque[_Queued] = deque()
         self._wake = asyncio.Event()
@@ -91,11 +95,26 @@ class ScriptPipeline:
                     else:
                         future.set_result(mine)
 
-    async def _send(self, batch: Sequence[_Call]) -> list[Any]:
+    async def _evalsha_each(self, batch: Sequence[_Call]) -> list[Any]:
+        """A cluster client refuses scripts in pipelines: the calls go out concurrently,
+        each to the node that holds its slot."""
+        return list(
+            await asyncio.gather(
+                *(self._redis.evalsha(sha, len(keys), *keys, *args) for sha, keys, args in batch),
+                return_exceptions=True,
+            )
+        )
+
+    async def _pipelined(self, batch: Sequence[_Call]) -> list[Any]:
+        if self._cluster:
+            return await self._evalsha_each(batch)
         async with self._redis.pipeline(transaction=False) as pipe:
             for sha, keys, args in batch:
                 pipe.evalsha(sha, len(keys), *keys, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _send(self, batch: Sequence[_Call]) -> list[Any]:
+        results = await self._pipelined(batch)
         missing = [
             i
             for i, r in enumerate(results)
@@ -106,12 +125,7 @@ class ScriptPipeline:
             # A fresh or flushed Redis: load the scripts, then send those calls again.
             for sha in {batch[i][0] for i in missing}:
                 await self._redis.script_load(self._scripts[sha].text)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for i in missing:
-                    sha, keys, args = batch[i]
-                    pipe.evalsha(sha, len(keys), *keys, *args)
-                for i, result in zip(
-                    missing, await pipe.execute(raise_on_error=False), strict=True
-                ):
-                    results[i] = result
+            again = await self._pipelined([batch[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
         return results

@@ -36,6 +36,8 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
     )
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
+    if settings.redis_cluster:
+        env["POINTS_REDIS_CLUSTER"] = "true"
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     return env

@@ -4,13 +4,19 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from points_service.settings import Settings
-from tests.conftest import REDIS_URL, unique
+from tests.conftest import redis_client, unique
 
 Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+def settings(settings_with_cluster: Settings) -> Settings:
+    """This suite also runs on a Redis Cluster."""
+    return settings_with_cluster
 
 
 def now() -> str:
@@ -269,10 +275,10 @@ async def test_a_retry_after_redis_forgot_gets_the_first_answer_from_the_ledger(
     event = body(who, "share", content_id="c1")
     first = (await client.post("/v1/events", json=event)).json()
     # What an expired idempotency record (or a lost Redis) looks like: the keys are gone.
-    redis = Redis.from_url(REDIS_URL)
+    redis = redis_client(settings)
     keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:{{{who}}}:*")]
     assert keys
-    await redis.unlink(*keys)
+    await redis.unlink(*keys)  # one informant's keys: one slot
     await redis.aclose()
     again = (await client.post("/v1/events", json=event)).json()
     assert again == {**first, "replayed": True}

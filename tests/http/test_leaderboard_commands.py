@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from redis import Redis
+from redis.cluster import RedisCluster
 
 from points_service.adapters.redis_boards import board_key
 from points_service.domain.boards import Board
@@ -14,6 +16,12 @@ from points_service.settings import Settings
 from tests.conftest import REDIS_URL, unique
 from tests.http.server import ServerProcess, environ, free_port
 from tests.http.test_events_api import body
+
+
+@pytest.fixture
+def settings(settings_with_cluster: Settings) -> Settings:
+    """These commands also run on a Redis Cluster."""
+    return settings_with_cluster
 
 
 def command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,6 +33,11 @@ def command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def connect_sync(settings: Settings) -> Redis | RedisCluster:
+    url = settings.redis_url or REDIS_URL
+    return RedisCluster.from_url(url) if settings.redis_cluster else Redis.from_url(url)
 
 
 def test_reconcile_finds_drift_and_rebuild_repairs_it(
@@ -47,7 +60,7 @@ def test_reconcile_finds_drift_and_rebuild_repairs_it(
             assert (done.returncode, done.stderr.strip()) == (0, "no differences"), done.stderr
 
             board = Board("shares", f"institution:{inst}", "all")
-            redis = Redis.from_url(REDIS_URL)
+            redis = connect_sync(settings)
             redis.zincrby(board_key(settings.redis_prefix, board), -4, f"{inst}-1")
             done = command(settings, "reconcile", "--metric", "shares", "--period", "all")
             assert done.returncode == 1

@@ -19,6 +19,14 @@ from tests.conftest import unique
 from tests.http.test_events_api import body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+def settings(settings_with_cluster: Settings) -> Settings:
+    """This suite also runs on a Redis Cluster."""
+    return settings_with_cluster
+
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -4,11 +4,13 @@ applied to a real Redis give exactly the decisions of the reference model."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 
+from points_service.adapters.redis_client import connect
 from points_service.adapters.redis_state import RedisState
+from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event
 from tests.conftest import REDIS_URL
@@ -29,6 +31,13 @@ steps = st.lists(
 )
 
 
+@pytest.fixture(params=["one node", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster_url"), True
+    return REDIS_URL, False
+
+
 @given(steps)
 @settings(
     max_examples=60,
@@ -36,14 +45,19 @@ steps = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 async def test_lua_equals_reference(
-    redis_prefix_root: str, sequence: list[tuple[tuple[str, dict[str, str]], int, int, bool, int]]
+    redis_prefix_root: str,
+    redis_target: tuple[str, bool],
+    sequence: list[tuple[tuple[str, dict[str, str]], int, int, bool, int]],
 ) -> None:
-    client = Redis.from_url(REDIS_URL)
+    url, cluster = redis_target
+    client = connect(url, cluster=cluster)
     store = RedisState(
         client,
         prefix=f"{redis_prefix_root}:eq{uuid.uuid4().hex[:8]}",
         day_ttl_seconds=3600,
         idem_ttl_seconds=3600,
+        cluster=cluster,
+        scripts=ScriptPipeline(client, cluster=cluster),
     )
     model = InformantState()
     sent: list[Event] = []

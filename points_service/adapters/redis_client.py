@@ -1,0 +1,33 @@
+"""The Redis client: one node (or the embedded server), or a Redis Cluster.
+
+Every key the service writes carries a hash tag, and every script call touches one slot
+(the informant's, or one board's), so the same adapters run on both; on a cluster they
+send one informant or one board per script call.
+
+Commands are queued on pipelines through `queued(...)`: the cluster pipeline queues a
+multi-key command (UNLINK) through a coroutine that must be awaited, while awaiting the
+pipeline itself would execute it early.
+"""
+
+import inspect
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+RedisClient = Redis | RedisCluster
+
+
+def connect(url: str, *, cluster: bool = False) -> Any:
+    """A client for `url`; `cluster` starts from one node and discovers the rest."""
+    if cluster:
+        return RedisCluster.from_url(
+            url, max_connections=256, socket_timeout=5, socket_connect_timeout=2
+        )
+    return Redis.from_url(url, max_connections=256, socket_timeout=5, socket_connect_timeout=2)
+
+
+async def queued(command: Any) -> None:
+    """Queue a command on a pipeline, one node's or a cluster's."""
+    if inspect.iscoroutine(command):
+        await command
