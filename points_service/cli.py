@@ -212,10 +212,22 @@ def _leaderboards(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.boards == "rebuild":
             return asyncio.run(_boards_rebuild(settings, args))
+        if args.boards == "close":
+            return asyncio.run(_boards_close(settings))
         return asyncio.run(_boards_reconcile(settings, args))
     except InvalidInput as exc:
         print(f"error: --{exc.field}: {exc.message}", file=sys.stderr)
         return 2
+
+
+async def _boards_close(settings: Settings) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        report = await runtime.leaderboards.close_periods()
+    finally:
+        await runtime.stop()
+    print(f"closed {report.closed} boards; unlinked {report.removed} past their retention")
+    return 0
 
 
 def _board_options(parser: argparse.ArgumentParser) -> None:
@@ -245,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rebuild.add_argument(
         "--profiles", action="store_true", help="first copy every profile into Redis again"
     )
+    boards.add_parser("close", help="write closed periods' final standings; drop expired boards")
     reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")

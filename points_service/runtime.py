@@ -14,7 +14,7 @@ from points_service.adapters.rule_files import RuleFiles, load_board_dir
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
-from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles
+from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
 from points_service.services.credit import Credits
@@ -82,6 +82,7 @@ class Runtime:
             settings.grace,
             utc_now,
             metrics,
+            SqlStandings(ledger.engine),
         )
         credits = Credits(
             state, ledger, rules, calendar, settings.grace, utc_now, metrics, leaderboards

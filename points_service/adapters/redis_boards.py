@@ -218,3 +218,6 @@ class RedisBoards:
             for board in boards:
                 await queued(pipe.unlink(self.key(board)))
             await pipe.execute()
+
+    async def try_lock(self, name: str, seconds: int) -> bool:
+        return bool(await self._redis.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))

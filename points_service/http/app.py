@@ -69,6 +69,23 @@ def _observe(app: Litestar, settings: Settings) -> Any:
     return middleware
 
 
+CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have closed
+
+
+async def _close_periods(runtime: Runtime) -> None:
+    """Final standings of closed periods to SQL, expired boards out of Redis: one worker
+    of all the processes per round."""
+    while True:
+        await asyncio.sleep(CLOSE_EVERY)
+        try:
+            report = await runtime.leaderboards.close_periods_once(CLOSE_EVERY)
+        except UNAVAILABLE as exc:
+            _log.warning("close_periods_failed", error=repr(exc))
+            continue
+        if report is not None and (report.closed or report.removed):
+            _log.info("periods_closed", boards=report.closed, unlinked=report.removed)
+
+
 def _complete_openapi(app: Litestar) -> None:
     """Add to the document Litestar built what it cannot see: the request bodies, which
     handlers decode themselves (http/openapi.py), and the operations of ASGI routes,
@@ -106,9 +123,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )
+        closer = loop.create_task(_close_periods(runtime), name="close-periods")
         try:
             yield
         finally:
+            closer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closer
             loop.remove_signal_handler(signal.SIGHUP)
             await runtime.stop()
             _log.info("stopped")

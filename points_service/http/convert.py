@@ -96,6 +96,7 @@ def board_out(page: Page) -> BoardOut:
         page.members,
         [entry_out(e) for e in page.entries],
         page.next_cursor,
+        page.final,
     )
 
 

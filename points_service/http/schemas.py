@@ -203,6 +203,7 @@ class BoardOut(msgspec.Struct):
     members: int
     entries: list[EntryOut]
     next_cursor: str | None
+    final: bool  # a closed period: its final standings (the top 1,000)
 
 
 class StandingOut(msgspec.Struct):

@@ -29,11 +29,19 @@ from points_service.domain.calendar import Calendar
 from points_service.domain.engine import Decision
 from points_service.domain.periods import PERIOD_KINDS, Period, parse_period, period_of
 from points_service.services.errors import InvalidInput
-from points_service.services.ports import BoardStore, LedgerTotals, NullObserver, Observer
+from points_service.services.ports import (
+    BoardStore,
+    LedgerTotals,
+    NullObserver,
+    Observer,
+    Standings,
+)
 
 MAX_LIMIT = 1000
 MAX_AROUND = 50
 MAX_IDS = 1000
+# Rows of a closed period's final standings kept in SQL per board.
+FINAL_ROWS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class Page:
     members: int
     entries: list[Entry]
     next_cursor: str | None
+    final: bool = False  # a closed period, served from its final standings
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,12 @@ class BoardFilter:
 
 
 @dataclass
+class CloseReport:
+    closed: int = 0  # boards whose final standings were written
+    removed: int = 0  # boards past their retention, unlinked from Redis
+
+
+@dataclass
 class RebuildReport:
     boards: int = 0
     members: int = 0
@@ -155,7 +170,9 @@ class Leaderboards:
         grace: timedelta,
         clock: Callable[[], datetime],
         observer: Observer | None = None,
+        standings: Standings | None = None,
     ) -> None:
+        self._standings = standings
         self._store = store
         self._totals = totals
         self.boards = boards
@@ -296,17 +313,28 @@ class Leaderboards:
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput("limit", f"limit must be between 1 and {MAX_LIMIT}")
         start = _cursor(cursor)
-        members = await self._store.size(board)
-        rows = await self._store.page(board, start, limit)
-        entries = await self._entries(board, start, rows)
-        after = start + len(rows)
+        final = await self._final(board, resolved)
+        if final is not None:
+            members, ranked = final
+            window = ranked[start : start + limit]
+            display = await self._store.display([i for _, i, _ in window])
+            entries = [Entry(r, i, score, display.get(i, {})) for r, i, score in window]
+            after = start + len(window)
+            more = after < len(ranked) and bool(window)
+        else:
+            members = await self._store.size(board)
+            rows = await self._store.page(board, start, limit)
+            entries = await self._entries(board, start, rows)
+            after = start + len(rows)
+            more = after < members and bool(rows)
         return Page(
             metric,
             board.scope,
             self.period_view(resolved),
             members,
             entries,
-            str(after) if after < members and rows else None,
+            str(after) if more else None,
+            final=final is not None,
         )
 
     async def standing(
@@ -316,6 +344,27 @@ class Leaderboards:
         if not 0 <= around <= MAX_AROUND:
             raise InvalidInput("around", f"around must be between 0 and {MAX_AROUND}")
         view = self.period_view(resolved)
+        final = await self._final(board, resolved)
+        if final is not None:
+            members, ranked = final
+            position = next((n for n, (_, i, _) in enumerate(ranked) if i == informant_id), None)
+            if position is not None:
+                rank, _, score = ranked[position]
+                window = 2 * around + 1
+                start = max(0, min(position - around, len(ranked) - window))
+                chosen = ranked[start : start + window]
+                display = await self._store.display([i for _, i, _ in chosen])
+                return Standing(
+                    metric,
+                    board.scope,
+                    view,
+                    informant_id,
+                    rank,
+                    score,
+                    round(100 * (members - rank + 1) / members, 2),
+                    members,
+                    [Entry(r, i, sc, display.get(i, {})) for r, i, sc in chosen],
+                )
         found = await self._store.standing(board, informant_id)
         members = await self._store.size(board)
         if found is None:
@@ -341,13 +390,66 @@ class Leaderboards:
         board, resolved = self.resolve(metric, scope, period)
         if not ids or len(ids) > MAX_IDS:
             raise InvalidInput("ids", f"give between 1 and {MAX_IDS} informant ids")
-        found = await self._store.scores(board, ids)
-        members = await self._store.size(board)
-        ranks = [
-            Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
-            for i, f in zip(ids, found, strict=True)
-        ]
+        known: dict[str, Rank] = {}
+        members = None
+        final = await self._final(board, resolved)
+        if final is not None:
+            members = final[0]
+            wanted = set(ids)
+            known = {i: Rank(i, r, score) for r, i, score in final[1] if i in wanted}
+        rest = [i for i in ids if i not in known]
+        found = await self._store.scores(board, rest) if rest else []
+        for i, f in zip(rest, found, strict=True):
+            known[i] = Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
+        if members is None:
+            members = await self._store.size(board)
+        ranks = [known[i] for i in ids]
         return Ranks(metric, board.scope, self.period_view(resolved), members, ranks)
+
+    # --- closing periods -------------------------------------------------------------
+
+    async def _final(
+        self, board: Board, period: Period
+    ) -> tuple[int, list[tuple[int, str, int]]] | None:
+        closes = self.closes_at(period)
+        if self._standings is None or closes is None or self._clock() < closes:
+            return None
+        return await self._standings.closed(board)
+
+    async def close_periods(self) -> CloseReport:
+        """Write the final standings of every board whose period has closed (its end plus
+        the grace window: no event can count in it any more), once; unlink boards whose
+        retention has passed."""
+        report = CloseReport()
+        if self._standings is None:
+            return report
+        recorded = await self._standings.recorded()
+        expired = []
+        for board in await self._store.boards():
+            period = parse_period(board.period)
+            closes = self.closes_at(period)
+            if closes is None or self._clock() < closes:
+                continue
+            if board not in recorded:
+                members = await self._store.size(board)
+                rows = await self._store.page(board, 0, FINAL_ROWS)
+                ranked = [
+                    (rank, informant_id, score)
+                    for rank, (informant_id, score) in zip(_ranked(0, rows, 0), rows, strict=True)
+                ]
+                await self._standings.record(board, members, ranked, self._clock())
+                report.closed += 1
+            if not self._live(board, period):
+                expired.append(board)
+        await self._store.unlink(expired)
+        report.removed = len(expired)
+        return report
+
+    async def close_periods_once(self, every: int) -> CloseReport | None:
+        """close_periods in the one worker (of all processes) that wins this round."""
+        if not await self._store.try_lock("close-periods", max(1, every - 1)):
+            return None
+        return await self.close_periods()
 
     # --- rebuild and reconcile -------------------------------------------------------
 

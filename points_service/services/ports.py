@@ -84,6 +84,10 @@ class BoardStore(Protocol):
 
     async def unlink(self, boards: Iterable[Board]) -> None: ...
 
+    async def try_lock(self, name: str, seconds: int) -> bool:
+        """True for the one caller (of any worker) that holds `name` for `seconds`."""
+        ...
+
 
 class ProfileStore(Protocol):
     """Profiles in SQL (the truth), and what the ledger says they earned, per day."""
@@ -105,6 +109,18 @@ class LedgerTotals(Protocol):
         ordered by day; informants who are hidden or banned are left out (unless asked
         for by id)."""
         ...
+
+
+class Standings(Protocol):
+    """Final standings of closed periods, in SQL."""
+
+    async def closed(self, board: Board) -> tuple[int, list[tuple[int, str, int]]] | None: ...
+
+    async def recorded(self) -> set[Board]: ...
+
+    async def record(
+        self, board: Board, members: int, rows: list[tuple[int, str, int]], at: datetime
+    ) -> None: ...
 
 
 class ProfileMirror(Protocol):

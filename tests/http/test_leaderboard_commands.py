@@ -78,6 +78,11 @@ def test_reconcile_finds_drift_and_rebuild_repairs_it(
                 (f"{inst}-2", 2),
             ]
             assert command(settings, "reconcile").returncode == 0
+            closed = command(settings, "close")  # today's periods are all open
+            assert (closed.returncode, closed.stdout.strip()) == (
+                0,
+                "closed 0 boards; unlinked 0 past their retention",
+            ), closed.stderr
             bad = command(settings, "reconcile", "--metric", "karma")
             assert bad.returncode == 2 and "--metric" in bad.stderr
             redis.close()

@@ -1,4 +1,5 @@
-"""Informant profiles in SQL, and the ledger's per-day totals that boards are made of."""
+"""Informant profiles in SQL, the ledger's per-day totals that boards are made of, and
+the final standings of closed periods."""
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime
@@ -8,8 +9,14 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.adapters.sql.ledger import upsert_for
-from points_service.adapters.sql.tables import events, informants, ledger_entries
-from points_service.domain.boards import DayTotal, Placement
+from points_service.adapters.sql.tables import (
+    board_standings,
+    closed_boards,
+    events,
+    informants,
+    ledger_entries,
+)
+from points_service.domain.boards import Board, DayTotal, Placement
 from points_service.domain.profiles import Profile
 
 _PROFILE_COLUMNS = (
@@ -129,3 +136,61 @@ class SqlLedgerTotals:
                         Placement(row[2], row[3], row[4], row[5]),
                         values,
                     )
+
+
+class SqlStandings:
+    """The final standings of closed periods: top rows and the member count per board."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def closed(self, board: Board) -> tuple[int, list[tuple[int, str, int]]] | None:
+        """(members, [(rank, informant, score)] best first), or None if not closed."""
+        where = (
+            (closed_boards.c.metric == board.metric)
+            & (closed_boards.c.scope == board.scope)
+            & (closed_boards.c.period == board.period)
+        )
+        rows_query = (
+            select(board_standings.c.rank, board_standings.c.informant_id, board_standings.c.score)
+            .where(
+                board_standings.c.metric == board.metric,
+                board_standings.c.scope == board.scope,
+                board_standings.c.period == board.period,
+            )
+            .order_by(board_standings.c.position)
+        )
+        async with self._engine.connect() as conn:
+            members = (await conn.execute(select(closed_boards.c.members).where(where))).scalar()
+            if members is None:
+                return None
+            rows = [(r[0], r[1], int(r[2])) for r in await conn.execute(rows_query)]
+        return int(members), rows
+
+    async def recorded(self) -> set[Board]:
+        query = select(closed_boards.c.metric, closed_boards.c.scope, closed_boards.c.period)
+        async with self._engine.connect() as conn:
+            return {Board(r[0], r[1], r[2]) for r in await conn.execute(query)}
+
+    async def record(
+        self, board: Board, members: int, rows: list[tuple[int, str, int]], at: datetime
+    ) -> None:
+        """Write a board's final standings once (a second writer's rows are dropped)."""
+        key = {"metric": board.metric, "scope": board.scope, "period": board.period}
+        insert = upsert_for(self._engine)
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                insert(closed_boards)
+                .values(**key, members=members, closed_at=at)
+                .on_conflict_do_nothing(index_elements=["metric", "scope", "period"])
+            )
+            if done.rowcount == 0:
+                return
+            if rows:
+                await conn.execute(
+                    insert(board_standings),
+                    [
+                        {**key, "position": i, "rank": rank, "informant_id": who, "score": score}
+                        for i, (rank, who, score) in enumerate(rows)
+                    ],
+                )
