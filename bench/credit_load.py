@@ -329,7 +329,7 @@ class Connection:
         reader, writer = await asyncio.open_connection(HOST, port)
         return cls(reader, writer)
 
-    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+    async def send(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         self.writer.write(head + body)
         raw = await self.reader.readuntil(b"\r\n\r\n")
         length = _CONTENT_LENGTH.search(raw)
@@ -342,7 +342,14 @@ class Connection:
 
 
 async def paced(
-    port: int, path: str, rate: float, seconds: int, connections: int, make: Callable[[], bytes]
+    port: int,
+    path: str,
+    rate: float,
+    seconds: int,
+    connections: int,
+    make: Callable[[], bytes],
+    method: str = "POST",
+    make_path: Callable[[], str] | None = None,
 ) -> Load:
     """Send at a fixed schedule whatever the answers; latency counts from the scheduled
     time (no coordinated omission), so a stall shows as the queue behind it. Times come
@@ -358,13 +365,14 @@ async def paced(
     async def one(scheduled: float) -> None:
         conn = await pool.get()
         body = make()
+        target = make_path() if make_path else path
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"{method} {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         sent = time.perf_counter()
         try:
-            status, answer = await conn.post(head, body)
+            status, answer = await conn.send(head, body)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             conn.close()
             pool.put_nowait(await Connection.open(port))

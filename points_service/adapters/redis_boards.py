@@ -20,10 +20,20 @@ import msgspec
 from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.redis_state import key_tag
 from points_service.adapters.script_pipeline import ScriptPipeline
-from points_service.domain.boards import Board, BoardWrite
+from points_service.domain.boards import Around, Board, BoardWrite, Window
 
 _LUA = files("points_service.adapters") / "lua"
 _encode = msgspec.json.encode
+
+# A rebuilt board replaces the live one (both keys in the board's slot).
+_SWAP = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  return 1
+end
+redis.call('UNLINK', KEYS[2])
+return 0
+"""
 
 # Decrement; a member whose score comes back to nothing leaves the board (a reversal).
 _TAKE_BACK = """
@@ -73,7 +83,10 @@ class RedisBoards:
         self._scripts = scripts or ScriptPipeline(client)
         self._add = self._scripts.register(_LUA.joinpath("boards.lua").read_text())
         self._take_back = self._scripts.register(_TAKE_BACK)
+        self._swap = self._scripts.register(_SWAP)
         self._keys: dict[Board, str] = {}
+        self._read = self._scripts.register(_LUA.joinpath("board_read.lua").read_text())
+        self._profiles = self._scripts.register(_LUA.joinpath("profiles_read.lua").read_text())
 
     def key(self, board: Board) -> str:
         key = self._keys.get(board)
@@ -124,51 +137,53 @@ class RedisBoards:
 
     # --- reading -------------------------------------------------------------------
 
-    async def size(self, board: Board) -> int:
-        return int(await self._redis.zcard(self.key(board)))
+    @staticmethod
+    def _rows(flat: Sequence[bytes]) -> list[tuple[str, int]]:
+        return [(flat[i].decode(), -int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
-    async def page(self, board: Board, start: int, count: int) -> list[tuple[str, int]]:
+    async def window(self, board: Board, start: int, count: int) -> Window:
         """Members from position `start` (0 is the top), best first, ties by id."""
-        rows: list[Any] = await self._redis.zrange(
-            self.key(board), start, start + count - 1, withscores=True
+        members, flat, first = await self._scripts.call(
+            self._read, [self.key(board)], ["page", start, count]
         )
-        return [(m.decode(), -int(s)) for m, s in rows]
+        return Window(int(members), start, self._rows(flat), int(first))
 
-    async def higher(self, board: Board, score: int) -> int:
-        """How many members have a strictly higher score."""
-        return int(await self._redis.zcount(self.key(board), "-inf", f"({-score}"))
+    async def around(self, board: Board, informant_id: str, around: int) -> Around:
+        """The member's standing, and the window of `around` members each side (padded
+        at the edges to 2 * around + 1)."""
+        reply = await self._scripts.call(
+            self._read, [self.key(board)], ["around", informant_id, around]
+        )
+        if len(reply) == 2:
+            return Around(int(reply[0]), None, None)
+        members, _position, score, higher, start, flat, first = reply
+        standing = (-int(float(score)), int(higher))
+        return Around(
+            int(members), standing, Window(int(members), int(start), self._rows(flat), int(first))
+        )
 
-    async def standing(self, board: Board, informant_id: str) -> tuple[int, int, int] | None:
-        """(position, score, members with a strictly higher score), or None if absent."""
-        key = self.key(board)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await queued(pipe.zrank(key, informant_id))
-            await queued(pipe.zscore(key, informant_id))
-            position, score = await pipe.execute()
-        if position is None or score is None:
-            return None
-        higher = await self.higher(board, -int(score))
-        return int(position), -int(score), higher
-
-    async def scores(self, board: Board, ids: Sequence[str]) -> list[tuple[int, int] | None]:
-        """(score, members strictly higher) for each id, None where absent."""
-        key = self.key(board)
-        found = await self._redis.zmscore(key, list(ids)) if ids else []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for score in found:
-                if score is not None:
-                    await queued(pipe.zcount(key, "-inf", f"({score}"))
-            counts = iter(await pipe.execute())
-        return [None if s is None else (-int(s), int(next(counts))) for s in found]
+    async def scores(
+        self, board: Board, ids: Sequence[str]
+    ) -> tuple[int, list[tuple[int, int] | None]]:
+        """The board's size, and (score, members strictly higher) for each id."""
+        members, found = await self._scripts.call(self._read, [self.key(board)], ["ranks", *ids])
+        return int(members), [
+            None if score is None else (-int(float(score)), int(higher)) for score, higher in found
+        ]
 
     async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Display fields of each informant's profile, in one pipelined read."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for informant_id in ids:
-                await queued(
-                    pipe.hmget(f"{key_tag(self._prefix, informant_id)}:p", *DISPLAY_FIELDS)
-                )
-            rows = await pipe.execute()
+        """Display fields of each informant's profile: one script call on one node, one
+        pipelined read on a cluster."""
+        keys = [f"{key_tag(self._prefix, i)}:p" for i in ids]
+        if not keys:
+            return {}
+        if self._cluster:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    await queued(pipe.hmget(key, *DISPLAY_FIELDS))
+                rows = await pipe.execute()
+        else:
+            rows = await self._scripts.call(self._profiles, keys, DISPLAY_FIELDS)
         return {
             informant_id: {
                 name: v.decode() for name, v in zip(DISPLAY_NAMES, row, strict=True) if v
@@ -178,24 +193,25 @@ class RedisBoards:
 
     # --- rebuild -------------------------------------------------------------------
 
-    async def fill_shadow(self, board: Board, scores: Iterable[tuple[str, int]]) -> int:
-        key = shadow_key(self._prefix, board)
-        mapping = {informant_id: -score for informant_id, score in scores if score > 0}
-        if mapping:
-            await self._redis.zadd(key, mapping)
-        return len(mapping)
-
-    async def clear_shadow(self, board: Board) -> None:
-        await self._redis.unlink(shadow_key(self._prefix, board))
-
-    async def swap_in(self, board: Board) -> None:
-        """The shadow replaces the board in one step (RENAME within one slot); an empty
-        shadow means an empty board."""
-        shadow = shadow_key(self._prefix, board)
-        if await self._redis.exists(shadow):
-            await self._redis.rename(shadow, self.key(board))
-        else:
-            await self._redis.unlink(self.key(board))
+    async def replace(self, boards: Sequence[tuple[Board, Mapping[str, int]]]) -> int:
+        """Each board becomes exactly these members and scores: written into its shadow
+        key (pipelined), then swapped in by one script per board (RENAME within the
+        board's slot; no members: the board is removed). Readers see the old board or the
+        new one, never a half-built one. Returns the members written."""
+        written = 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for board, members in boards:
+                shadow = shadow_key(self._prefix, board)
+                await queued(pipe.unlink(shadow))
+                items = [(m, -score) for m, score in members.items() if score > 0]
+                written += len(items)
+                for start in range(0, len(items), 5000):
+                    await queued(pipe.zadd(shadow, dict(items[start : start + 5000])))
+            await pipe.execute()
+        await self._scripts.call_many(
+            [(self._swap, [shadow_key(self._prefix, b), self.key(b)], []) for b, _ in boards]
+        )
+        return written
 
     async def boards(self) -> list[Board]:
         """Every board in Redis (SCAN: for the rebuild, reconcile and closing)."""

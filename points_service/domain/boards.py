@@ -199,6 +199,35 @@ class Board:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """Consecutive members of a board from position `start` (0 is the top)."""
+
+    members: int  # on the whole board
+    start: int
+    rows: list[tuple[str, int]]  # (informant, score), best first, ties by id
+    higher_than_first: int  # members with a strictly higher score than rows[0]
+
+    def ranks(self) -> list[int]:
+        """Standard competition ranks (1, 2, 2, 4) of the rows."""
+        ranks: list[int] = []
+        for i, (_, score) in enumerate(self.rows):
+            if i == 0:
+                ranks.append(self.higher_than_first + 1)
+            elif score == self.rows[i - 1][1]:
+                ranks.append(ranks[-1])
+            else:
+                ranks.append(self.start + i + 1)
+        return ranks
+
+
+@dataclass(frozen=True, slots=True)
+class Around:
+    members: int
+    standing: tuple[int, int] | None  # (score, members strictly higher); None: absent
+    window: Window | None
+
+
+@dataclass(frozen=True, slots=True)
 class BoardWrite:
     board: Board
     delta: int
@@ -266,6 +295,7 @@ class BoardTotals:
         self._open: dict[Board, dict[str, int]] = {}
         self._closes: dict[int, list[Board]] = {}  # last day -> boards whose period ends
         self._day: int | None = None
+        self._targets: dict[Placement, dict[str, list[tuple[Board, int]]]] = {}
 
     def _closed_before(self, day: int | None) -> list[tuple[Board, dict[str, int]]]:
         ready = []
@@ -278,22 +308,31 @@ class BoardTotals:
         if self._day is not None and row.day < self._day:
             raise ValueError("day totals must come in day order")
         ready = self._closed_before(row.day) if row.day != self._day else []
+        if row.day != self._day:
+            self._targets.clear()  # placements of the day before are not needed again
         self._day = row.day
-        periods = periods_of(row.day)
+        targets = self._targets.get(row.placement)
+        if targets is None:
+            targets = self._targets[row.placement] = self._wanted_targets(row.placement, row.day)
         for metric, value in row.values.items():
-            for scope_kind, scope in row.placement.scopes():
-                for period in periods:
-                    if not self._boards.has(metric, scope_kind, period.kind):
-                        continue
-                    board = Board(metric, scope, period.key)
-                    members = self._open.get(board)
-                    if members is None:
-                        if not self._wanted(board, period):
-                            continue
-                        members = self._open[board] = {}
-                        self._closes.setdefault(period.last_day, []).append(board)
-                    members[row.informant_id] = members.get(row.informant_id, 0) + value
+            for board, last_day in targets.get(metric, ()):
+                members = self._open.get(board)
+                if members is None:
+                    members = self._open[board] = {}
+                    self._closes.setdefault(last_day, []).append(board)
+                members[row.informant_id] = members.get(row.informant_id, 0) + value
         return ready
+
+    def _wanted_targets(self, placement: Placement, day: int) -> dict[str, list[tuple[Board, int]]]:
+        periods = {p.key: p for p in periods_of(day)}
+        return {
+            metric: [
+                (board, periods[board.period].last_day)
+                for board in boards
+                if self._wanted(board, periods[board.period])
+            ]
+            for metric, boards in board_targets(self._boards, placement, day).items()
+        }
 
     def finish(self) -> list[tuple[Board, dict[str, int]]]:
         return self._closed_before(None)

@@ -1,4 +1,5 @@
-"""`POST /v1/events` as a Litestar ASGI route handler: the hot path, kept lean.
+"""The hot routes as Litestar ASGI route handlers, kept lean: `POST /v1/events`, and the
+leaderboard reads (`GET /v1/leaderboards/...`).
 
 Litestar still routes the request, runs the middleware (latency histogram, access log)
 and maps every exception through the app's exception handlers, exactly as for the other
@@ -11,17 +12,23 @@ The OpenAPI operation is the one Litestar renders for `documented_record_event`,
 typed handler with the same contract that is never served (app.py copies it in).
 """
 
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
 import msgspec
 from litestar import asgi, post
 from litestar.params import RawBody
 from litestar.types import Receive, Scope, Send
 
 from points_service.domain.events import Event
-from points_service.http.convert import event_result
+from points_service.http.convert import board_out, event_result, ranks_out, standing_out
 from points_service.http.errors import ApiError, decode_error
 from points_service.http.openapi import with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
+from points_service.services.leaderboards import MAX_AROUND, MAX_LIMIT
 
 PATH = "/v1/events"
 # One event is a few hundred bytes; its free-form attributes have room, a file does not.
@@ -29,6 +36,7 @@ MAX_EVENT_BYTES = 64 * 1024
 
 _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
+INFORMANT_ID = re.compile(r"^[A-Za-z0-9_.@:\-]{1,64}$")
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -92,3 +100,93 @@ record_event_route = asgi(PATH, copy_scope=False, name="record_event")(record_ev
 async def documented_record_event(body: RawBody) -> EventResult:
     """The typed twin of `record_event`, for the OpenAPI document only: never served."""
     raise NotImplementedError
+
+
+# --- reads on the hot path: the leaderboards --------------------------------------------
+
+Query = dict[str, str]
+
+
+def _int(query: Query, name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        raise ApiError(422, "invalid", f"{name} must be a whole number from {low} to {high}", name)
+    return int(text)
+
+
+def _informant(path: Mapping[str, Any]) -> str:
+    informant_id = str(path["informant_id"])
+    if not INFORMANT_ID.match(informant_id):
+        raise ApiError(422, "invalid", "not an informant id", "informant_id")
+    return informant_id
+
+
+async def _top(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Struct:
+    limit = _int(q, "limit", 100, 1, MAX_LIMIT)
+    page = await rt.leaderboards.top(
+        str(path["metric"]), q.get("scope", "all"), q.get("period"), limit, q.get("cursor")
+    )
+    return board_out(page)
+
+
+async def _standing(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Struct:
+    around = _int(q, "around", 5, 0, MAX_AROUND)
+    standing = await rt.leaderboards.standing(
+        str(path["metric"]), q.get("scope", "all"), q.get("period"), _informant(path), around
+    )
+    return standing_out(standing)
+
+
+async def _ranks(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Struct:
+    if "ids" not in q:
+        raise ApiError(422, "invalid", "ids is required: informant ids, comma-separated", "ids")
+    wanted = [i for i in q["ids"].split(",") if i]
+    ranks = await rt.leaderboards.ranks(
+        str(path["metric"]), q.get("scope", "all"), q.get("period"), wanted
+    )
+    return ranks_out(ranks)
+
+
+_BOARDS = "/v1/leaderboards"
+Answer = Callable[[Runtime, Mapping[str, Any], Query], Awaitable[msgspec.Struct]]
+_BOARD_PATHS: tuple[tuple[re.Pattern[str], str, Answer], ...] = (
+    # the rest of the path after the mount, its template (a metrics label), the answer
+    (re.compile(r"^/(?P<metric>[^/]+)/?$"), _BOARDS + "/{metric}", _top),
+    (re.compile(r"^/(?P<metric>[^/]+)/ranks/?$"), _BOARDS + "/{metric}/ranks", _ranks),
+    (
+        re.compile(r"^/(?P<metric>[^/]+)/informants/(?P<informant_id>[^/]+)/?$"),
+        _BOARDS + "/{metric}/informants/{informant_id}",
+        _standing,
+    ),
+)
+
+
+async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
+    """GET /v1/leaderboards/{metric}[/ranks | /informants/{id}], mounted as one ASGI
+    handler (Litestar's router does not give an ASGI handler its path parameters): the
+    rest of the path and the query are parsed here (the last of a repeated parameter
+    wins, unknown ones are ignored, as Litestar does)."""
+    rest = unquote(scope["path"])
+    found = next(
+        ((m, template, answer) for p, template, answer in _BOARD_PATHS if (m := p.match(rest))),
+        None,
+    )
+    if found is None:
+        error = ErrorOut(404, "not_found", f"no such leaderboard path: {_BOARDS}{rest}")
+        await send_json(send, 404, _encoder.encode(error))
+        return
+    match, template, answer = found
+    scope["path_template"] = template
+    if scope["method"] not in ("GET", "HEAD"):  # type: ignore[typeddict-item]
+        error = ErrorOut(405, "method_not_allowed", f"{template} takes GET only")
+        await send_json(send, 405, _encoder.encode(error), ((b"allow", b"GET"),))
+        return
+    query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    runtime: Runtime = scope["litestar_app"].state.runtime
+    result = await answer(runtime, match.groupdict(), query)
+    await send_json(send, 200, _encoder.encode(result))
+
+
+BOARD_ROUTES = [asgi(_BOARDS, is_mount=True, copy_scope=False, name="leaderboards")(leaderboards)]

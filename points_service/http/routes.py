@@ -11,16 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from points_service.domain.profiles import Profile
 from points_service.http.convert import (
-    board_out,
     event_result,
     ledger_entry_out,
     points_out,
     profile_out,
-    ranks_out,
-    standing_out,
 )
 from points_service.http.errors import ApiError, decode_error, error_response
-from points_service.http.hot import documented_record_event, record_event_route
+from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import with_body
 from points_service.http.schemas import (
     MAX_BATCH,
@@ -186,8 +183,8 @@ async def leaderboard(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, QueryParameter(max_length=12)] = None,
 ) -> BoardOut:
-    page = await _rt(request).leaderboards.top(metric, board_scope, period, limit, cursor)
-    return board_out(page)
+    """Served by http/hot.py; this typed twin documents it."""
+    raise NotImplementedError
 
 
 @get(
@@ -202,10 +199,8 @@ async def leaderboard_standing(
     period: PeriodQuery = None,
     around: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
 ) -> StandingOut:
-    standing = await _rt(request).leaderboards.standing(
-        metric, board_scope, period, informant_id, around
-    )
-    return standing_out(standing)
+    """Served by http/hot.py; this typed twin documents it."""
+    raise NotImplementedError
 
 
 @get("/v1/leaderboards/{metric:str}/ranks", summary="Ranks of many informants at once")
@@ -216,8 +211,8 @@ async def leaderboard_ranks(
     board_scope: Scope = "all",
     period: PeriodQuery = None,
 ) -> RanksOut:
-    wanted = [i for i in ids.split(",") if i]
-    return ranks_out(await _rt(request).leaderboards.ranks(metric, board_scope, period, wanted))
+    """Served by http/hot.py; this typed twin documents it."""
+    raise NotImplementedError
 
 
 def _rules_out(rt: Runtime) -> RulesOut:
@@ -282,9 +277,7 @@ ROUTES = [
     reverse,
     put_profile,
     get_profile,
-    leaderboard,
-    leaderboard_standing,
-    leaderboard_ranks,
+    *BOARD_ROUTES,  # http/hot.py: served as ASGI handlers, documented by the twins below
     rules_status,
     rules_reload,
     live,
@@ -293,4 +286,4 @@ ROUTES = [
 ]
 
 # Typed handlers that are documented in /schema but never served (the route above is).
-DOCUMENTED_ONLY = [documented_record_event]
+DOCUMENTED_ONLY = [documented_record_event, leaderboard, leaderboard_standing, leaderboard_ranks]

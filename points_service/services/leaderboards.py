@@ -8,6 +8,7 @@ the process dies between the two, or Redis refuses the write, the boards miss th
 until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
 """
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from points_service.domain.boards import (
     BoardTotals,
     DayTotal,
     Placement,
+    Window,
     board_targets,
     board_writes,
     metric_values,
@@ -40,6 +42,9 @@ from points_service.services.ports import (
 MAX_LIMIT = 1000
 MAX_AROUND = 50
 MAX_IDS = 1000
+# How long a worker shows an informant's display fields before reading them again.
+DISPLAY_TTL = 10.0
+DISPLAY_CACHE_SIZE = 200_000
 # Rows of a closed period's final standings kept in SQL per board.
 FINAL_ROWS = 1000
 
@@ -147,19 +152,6 @@ class RebuildReport:
     day_rows: int = 0
 
 
-def _ranked(start: int, rows: Sequence[tuple[str, int]], higher_than_first: int) -> list[int]:
-    """Standard competition ranks of consecutive members from position `start`."""
-    ranks: list[int] = []
-    for i, (_, score) in enumerate(rows):
-        if i == 0:
-            ranks.append(higher_than_first + 1)
-        elif score == rows[i - 1][1]:
-            ranks.append(ranks[-1])
-        else:
-            ranks.append(start + i + 1)
-    return ranks
-
-
 class Leaderboards:
     def __init__(
         self,
@@ -181,6 +173,7 @@ class Leaderboards:
         self._clock = clock
         self._observer = observer or NullObserver()
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
+        self._display_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # --- the credit path -------------------------------------------------------------
 
@@ -296,14 +289,40 @@ class Leaderboards:
 
     # --- reading ---------------------------------------------------------------------
 
-    async def _entries(self, board: Board, start: int, rows: list[tuple[str, int]]) -> list[Entry]:
-        if not rows:
+    async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Display fields (name, unit, region) of each informant, kept for DISPLAY_TTL:
+        the same top entries are shown again and again, and a renamed informant may show
+        under the old name for that long (in this worker; a PUT here forgets it at once)."""
+        now = time.monotonic()
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for i in ids:
+            cached = self._display_cache.get(i)
+            if cached is not None and cached[0] > now:
+                found[i] = cached[1]
+            else:
+                missing.append(i)
+        if missing:
+            fetched = await self._store.display(missing)
+            if len(self._display_cache) > DISPLAY_CACHE_SIZE:
+                self._display_cache.clear()
+            expires = now + DISPLAY_TTL
+            for i in missing:
+                fields = fetched.get(i, {})
+                self._display_cache[i] = (expires, fields)
+                found[i] = fields
+        return found
+
+    def forget_display(self, informant_id: str) -> None:
+        self._display_cache.pop(informant_id, None)
+
+    async def _entries(self, window: Window) -> list[Entry]:
+        if not window.rows:
             return []
-        higher = await self._store.higher(board, rows[0][1])
-        display = await self._store.display([i for i, _ in rows])
+        display = await self.display([i for i, _ in window.rows])
         return [
             Entry(rank, informant_id, score, display.get(informant_id, {}))
-            for rank, (informant_id, score) in zip(_ranked(start, rows, higher), rows, strict=True)
+            for rank, (informant_id, score) in zip(window.ranks(), window.rows, strict=True)
         ]
 
     async def top(
@@ -316,17 +335,17 @@ class Leaderboards:
         final = await self._final(board, resolved)
         if final is not None:
             members, ranked = final
-            window = ranked[start : start + limit]
-            display = await self._store.display([i for _, i, _ in window])
-            entries = [Entry(r, i, score, display.get(i, {})) for r, i, score in window]
-            after = start + len(window)
-            more = after < len(ranked) and bool(window)
+            chosen = ranked[start : start + limit]
+            display = await self.display([i for _, i, _ in chosen])
+            entries = [Entry(r, i, score, display.get(i, {})) for r, i, score in chosen]
+            after = start + len(chosen)
+            more = after < len(ranked) and bool(chosen)
         else:
-            members = await self._store.size(board)
-            rows = await self._store.page(board, start, limit)
-            entries = await self._entries(board, start, rows)
-            after = start + len(rows)
-            more = after < members and bool(rows)
+            live = await self._store.window(board, start, limit)
+            members = live.members
+            entries = await self._entries(live)
+            after = start + len(live.rows)
+            more = after < members and bool(live.rows)
         return Page(
             metric,
             board.scope,
@@ -353,7 +372,7 @@ class Leaderboards:
                 window = 2 * around + 1
                 start = max(0, min(position - around, len(ranked) - window))
                 chosen = ranked[start : start + window]
-                display = await self._store.display([i for _, i, _ in chosen])
+                display = await self.display([i for _, i, _ in chosen])
                 return Standing(
                     metric,
                     board.scope,
@@ -365,14 +384,11 @@ class Leaderboards:
                     members,
                     [Entry(r, i, sc, display.get(i, {})) for r, i, sc in chosen],
                 )
-        found = await self._store.standing(board, informant_id)
-        members = await self._store.size(board)
-        if found is None:
+        found = await self._store.around(board, informant_id, around)
+        members = found.members
+        if found.standing is None or found.window is None:
             return Standing(metric, board.scope, view, informant_id, None, 0, None, members, [])
-        position, score, higher = found
-        window = 2 * around + 1
-        start = max(0, min(position - around, members - window))
-        rows = await self._store.page(board, start, window)
+        score, higher = found.standing
         percentile = round(100 * (members - higher) / members, 2) if members else None
         return Standing(
             metric,
@@ -383,7 +399,7 @@ class Leaderboards:
             score,
             percentile,
             members,
-            await self._entries(board, start, rows),
+            await self._entries(found.window),
         )
 
     async def ranks(self, metric: str, scope: str, period: str | None, ids: list[str]) -> Ranks:
@@ -398,11 +414,11 @@ class Leaderboards:
             wanted = set(ids)
             known = {i: Rank(i, r, score) for r, i, score in final[1] if i in wanted}
         rest = [i for i in ids if i not in known]
-        found = await self._store.scores(board, rest) if rest else []
-        for i, f in zip(rest, found, strict=True):
-            known[i] = Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
-        if members is None:
-            members = await self._store.size(board)
+        if rest or members is None:
+            live_members, found = await self._store.scores(board, rest)
+            members = live_members if members is None else members
+            for i, f in zip(rest, found, strict=True):
+                known[i] = Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
         ranks = [known[i] for i in ids]
         return Ranks(metric, board.scope, self.period_view(resolved), members, ranks)
 
@@ -431,13 +447,12 @@ class Leaderboards:
             if closes is None or self._clock() < closes:
                 continue
             if board not in recorded:
-                members = await self._store.size(board)
-                rows = await self._store.page(board, 0, FINAL_ROWS)
+                top = await self._store.window(board, 0, FINAL_ROWS)
                 ranked = [
                     (rank, informant_id, score)
-                    for rank, (informant_id, score) in zip(_ranked(0, rows, 0), rows, strict=True)
+                    for rank, (informant_id, score) in zip(top.ranks(), top.rows, strict=True)
                 ]
-                await self._standings.record(board, members, ranked, self._clock())
+                await self._standings.record(board, top.members, ranked, self._clock())
                 report.closed += 1
             if not self._live(board, period):
                 expired.append(board)
@@ -488,12 +503,18 @@ class Leaderboards:
             b for b in await self._store.boards() if only.covers(b, parse_period(b.period).kind)
         }
         rows = _counted(self._totals.informant_days(since_day=self._since(only)), report, progress)
+        ready: list[tuple[Board, dict[str, int]]] = []
+        size = 0
         async for board, members in _async_board_totals(rows, self.boards, self._wanted(only)):
-            await self._store.clear_shadow(board)
-            report.members += await self._store.fill_shadow(board, members.items())
-            await self._store.swap_in(board)
+            ready.append((board, members))
+            size += len(members)
             existing.discard(board)
             report.boards += 1
+            if len(ready) >= 500 or size >= 50_000:  # many small boards per round trip
+                report.members += await self._store.replace(ready)
+                ready, size = [], 0
+        if ready:
+            report.members += await self._store.replace(ready)
         stale = [b for b in existing if self._live(b, parse_period(b.period))]
         await self._store.unlink(stale)
         report.removed = len(stale)

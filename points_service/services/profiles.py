@@ -40,6 +40,7 @@ class Profiles:
             raise InvalidInput(exc.field, exc.message) from None
         previous = await self._store.put(informant_id, profile, self._clock())
         await self._mirror.set_profile(informant_id, profile)
+        self._boards.forget_display(informant_id)
         was_listed = previous is None or previous.listed
         if was_listed and not profile.listed:
             await self._boards.hide(informant_id)

@@ -1,0 +1,305 @@
+"""Leaderboard benchmark: memory per member, reads over HTTP against a bare GET, rebuild.
+
+    .venv/bin/python bench/board_load.py [--members 1000000] [--events 1000000] [--quick]
+
+1. Memory: one board of `--members` members as the service keeps it (a sorted set, scores
+   negated), beside a plain ZADD of the same members and scores, in the same Redis
+   (`MEMORY USAGE ... SAMPLES 0`).
+2. Reads: `points-service serve` on that board (Redis at 127.0.0.1:6379, a fresh SQLite
+   file) and the bare Litestar app (`bench/bare_app.py`, GET /bare) under the same uvicorn
+   settings, loaded with wrk: the top 100, and an informant's rank with five neighbours
+   each side (a random member per request); then each paced at half its measured rate.
+3. Rebuild: `--events` events written straight into a fresh PostgreSQL ledger, then
+   `points-service leaderboards rebuild` of every board, timed: ledger rows per second.
+
+Prints a summary and rewrites the "Leaderboards" section of bench/RESULTS.md. Keys (one
+prefix per run) and the database are removed at the end whatever happens.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import credit_load as cl
+
+from points_service.adapters.redis_boards import board_key
+from points_service.domain.boards import Board
+
+BOARD = Board("points", "all", "all")
+TOP = "/v1/leaderboards/points?scope=all&period=all&limit=100"
+RANK = "/v1/leaderboards/points/informants/{id}?scope=all&period=all&around=5"
+TARGET_MEMORY_RATIO = 1.3
+TARGET_READ_RATIO = 0.50
+TARGET_HALF_RATE_P99_MS = 5.0
+TARGET_REBUILD_ROWS = 100_000
+
+
+def fill(client: redis.Redis, prefix: str, members: int) -> tuple[int, int]:
+    """The board, a plain sorted set of the same members and scores, and each member's
+    profile hash (the display fields a page joins); returns (board, plain) bytes."""
+    rng = random.Random(7)
+    key, plain = board_key(prefix, BOARD), f"{prefix}:plain"
+    chunk = 10_000
+    for start in range(1, members + 1, chunk):
+        scores = {
+            f"m{i}": rng.randint(1, 200_000) for i in range(start, min(start + chunk, members + 1))
+        }
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(key, {m: -s for m, s in scores.items()})
+        pipe.zadd(plain, scores)
+        for m in scores:
+            pipe.hset(
+                f"{prefix}:{{{m}}}:p", mapping={"nm": f"name {m}", "un": "unit", "co": "640104"}
+            )
+        pipe.execute()
+    board_bytes = int(client.memory_usage(key, samples=0) or 0)
+    plain_bytes = int(client.memory_usage(plain, samples=0) or 0)
+    client.unlink(plain)
+    return board_bytes, plain_bytes
+
+
+def wrk_get(url: str, path: str, members: int, connections: int, seconds: int) -> cl.Load:
+    threads = min(connections, len(os.sched_getaffinity(0)))
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    argv += ["-s", str(cl.BENCH / "wrk_get.lua"), url, "--", path, str(members)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
+    if done.returncode != 0 or not lines:
+        raise cl.BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(lines[0].removeprefix("BENCH "))
+    errors = {f"HTTP {k}": v for k, v in data["non2xx"].items()}
+    errors |= {f"socket {k}": v for k, v in data["socket_errors"].items() if v}
+    return cl.Load(
+        name=path,
+        requests=data["requests"],
+        events=data["ok"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=cl.Counter(errors),
+        samples=[data["sample"]] if data["sample"] else [],
+        note=f"wrk -t{threads} -c{connections}",
+    )
+
+
+def paced_get(port: int, path: str, members: int, rate: float, seconds: int) -> cl.Load:
+    rng = random.Random(11)
+
+    def target() -> str:
+        return path.replace("{id}", f"m{rng.randint(1, members)}")
+
+    return uvloop.run(
+        cl.paced(port, path, rate, seconds, 64, lambda: b"", method="GET", make_path=target)
+    )
+
+
+def serve_env(
+    port: int, prefix: str, data_dir: Path, database_url: str | None = None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
+    env.pop("DATABASE_URL", None)
+    env |= {
+        "POINTS_PORT": str(port),
+        "POINTS_HOST": cl.HOST,
+        "POINTS_DATA_DIR": str(data_dir),
+        "POINTS_REDIS_PREFIX": prefix,
+        "REDIS_URL": f"redis://{cl.HOST}:{cl.REDIS_PORT}/0",
+        "POINTS_LOG_FORMAT": "json",
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def reads(args: argparse.Namespace, prefix: str, data_dir: Path) -> dict[str, cl.Load]:
+    loads: dict[str, cl.Load] = {}
+    seconds, warm = args.duration, max(1, args.duration // 3)
+    bare_port = cl._free_port()
+    bare_argv = [str(cl.UVICORN), "bare_app:app", "--app-dir", "bench", "--port", str(bare_port)]
+    bare_argv += [
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with cl.Server("bare", bare_argv, dict(os.environ), cl.OUT / "bare_get.log") as bare:
+        url = f"http://{cl.HOST}:{bare_port}"
+        bare.wait_ready(urllib.request.Request(f"{url}/bare"))
+        wrk_get(url, "/bare", 0, 64, warm)
+        loads["bare"] = wrk_get(url, "/bare", 0, 64, seconds)
+    port = cl._free_port()
+    env = serve_env(port, prefix, data_dir)
+    with cl.Server(
+        "service", [str(cl.SERVICE), "serve"], env, cl.OUT / "board_service.log"
+    ) as service:
+        url = f"http://{cl.HOST}:{port}"
+        service.wait_ready(urllib.request.Request(f"{url}/health/ready"))
+        for name, path in (("top", TOP), ("rank", RANK)):
+            cl._step(f"service: {name}, warm-up {warm} s, then {seconds} s")
+            wrk_get(url, path, args.members, 64, warm)
+            loads[name] = wrk_get(url, path, args.members, 64, seconds)
+            rate = max(1.0, loads[name].rate / 2)
+            cl._step(f"service: {name} paced at {rate:,.0f}/s")
+            loads[f"{name} half"] = paced_get(port, path, args.members, rate, seconds)
+            service.check_alive()
+    return loads
+
+
+_REBUILD_SQL = """
+INSERT INTO events (event_id, informant_id, action, occurred_at, received_at, day,
+                    body_hash, points, shares, share_views, posts, late, imported,
+                    rule_version, decision, province, city, county, institution_id)
+SELECT 'e' || g, 'inf' || (g % $1), 'share', now(), now(), current_date - (g % 20),
+       'h', 2, 1, 0, 0, false, true, 'bench', '\\x00'::bytea,
+       '640000', '640100', '64010' || (1 + g % 5), 'i' || (g % 200)
+FROM generate_series(1, $2) AS g
+"""
+
+
+def rebuild(args: argparse.Namespace, prefix: str, data_dir: Path) -> tuple[int, float, str]:
+    import asyncpg  # noqa: PLC0415
+
+    with cl.postgres_database(f"bench_board_{os.getpid()}") as database_url:
+        env = serve_env(cl._free_port(), prefix, data_dir, database_url)
+        subprocess.run([str(cl.SERVICE), "migrate"], env=env, check=True, timeout=120)
+
+        async def insert() -> None:
+            conn = await asyncpg.connect(database_url)
+            try:
+                await conn.execute(_REBUILD_SQL, max(1, args.events // 10), args.events)
+                await conn.execute("ANALYZE events")
+            finally:
+                await conn.close()
+
+        cl._step(f"rebuild: writing {args.events:,} events into PostgreSQL")
+        asyncio.run(insert())
+        cl._step("rebuild: points-service leaderboards rebuild (every board)")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(cl.SERVICE), "leaderboards", "rebuild"],
+            env=env, capture_output=True, text=True, timeout=3600, check=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise cl.BenchError(f"rebuild failed:\n{done.stderr[-3000:]}")
+        summary = done.stderr.strip().splitlines()[-1]
+    return args.events, seconds, summary
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f} ms"
+
+
+def report(
+    args: argparse.Namespace,
+    memory: tuple[int, int],
+    loads: dict[str, cl.Load],
+    rebuilt: tuple[int, float, str],
+    started: datetime,
+) -> str:
+    board_bytes, plain_bytes = memory
+    members = args.members
+    lines = [
+        "## Leaderboards",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; command: `bench/board_load.py "
+        f"{' '.join(sys.argv[1:])}`".rstrip()
+        + "`" * 0,
+        f"- Machine: nproc {os.cpu_count()}, {cl._cpu_model()}; Redis 7.0.15 on the same "
+        "machine; servers: uvicorn, uvloop, httptools, 1 worker, access log on (service)",
+        f"- Board: {members:,} members (`points`, scope `all`, period `all`), scores 1-200,000; "
+        "each member has a profile hash (the display fields pages join)",
+        "",
+        "| measure | figure | p50 | p99 | how |",
+        "|---|---|---|---|---|",
+        f"| memory, the board | {board_bytes / members:.1f} B/member ({board_bytes / 2**20:,.1f} MiB) | | | MEMORY USAGE SAMPLES 0 |",
+        f"| memory, plain ZADD of the same | {plain_bytes / members:.1f} B/member ({plain_bytes / 2**20:,.1f} MiB) | | | same |",
+    ]
+    for name, label in (
+        ("bare", "bare `GET /bare` (ceiling)"),
+        ("top", "top 100 `GET /v1/leaderboards/points`"),
+        ("top half", "top 100, half rate"),
+        ("rank", "rank and 5+5 neighbours `.../informants/{id}`"),
+        ("rank half", "rank and neighbours, half rate"),
+    ):
+        load = loads[name]
+        lines.append(
+            f"| {label} | {load.rate:,.0f} req/s | {_ms(load.p50_ms)} | {_ms(load.p99_ms)} | {load.note} |"
+        )
+    events, seconds, summary = rebuilt
+    lines.append(
+        f"| rebuild from PostgreSQL | {events / seconds:,.0f} ledger rows/s | | | {events:,} events, "
+        f"{seconds:.1f} s: {summary} |"
+    )
+    ratio_top = loads["top"].rate / loads["bare"].rate
+    ratio_rank = loads["rank"].rate / loads["bare"].rate
+    memory_ratio = board_bytes / plain_bytes if plain_bytes else float("inf")
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines += [
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        f"| memory <= {TARGET_MEMORY_RATIO}x plain ZADD | {memory_ratio:.2f}x | {met(memory_ratio <= TARGET_MEMORY_RATIO)} |",
+        f"| top 100 >= 50% of bare GET | {ratio_top:.1%} | {met(ratio_top >= TARGET_READ_RATIO)} |",
+        f"| rank >= 50% of bare GET | {ratio_rank:.1%} | {met(ratio_rank >= TARGET_READ_RATIO)} |",
+        f"| top 100 p99 < 5 ms at half rate | {_ms(loads['top half'].p99_ms)} | {met(loads['top half'].p99_ms < TARGET_HALF_RATE_P99_MS)} |",
+        f"| rank p99 < 5 ms at half rate | {_ms(loads['rank half'].p99_ms)} | {met(loads['rank half'].p99_ms < TARGET_HALF_RATE_P99_MS)} |",
+        f"| rebuild >= 100,000 rows/s | {events / seconds:,.0f} | {met(events / seconds >= TARGET_REBUILD_ROWS)} |",
+    ]
+    failures = {n: dict(x.errors) for n, x in loads.items() if x.errors}
+    lines += ["", f"Errors: {failures}" if failures else "Every response was 2xx."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    parser.add_argument("--quick", action="store_true", help="small and short: a smoke check")
+    args = parser.parse_args()
+    if args.quick:
+        args.members, args.events, args.duration = 20_000, 50_000, 3
+    cl.preflight(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0")
+    cl.OUT.mkdir(exist_ok=True)
+    started = datetime.now(UTC)
+    prefix = f"bboard{os.getpid()}"
+    client = redis.Redis(host=cl.HOST, port=cl.REDIS_PORT)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            cl._step(f"filling a board of {args.members:,} members")
+            memory = fill(client, prefix, args.members)
+            loads = reads(args, prefix, data_dir / "reads")
+            rebuilt = rebuild(args, f"{prefix}r", data_dir / "rebuild")
+    finally:
+        for p in (prefix, f"{prefix}r"):
+            cl.clear_redis(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0", p)
+        client.close()
+    text = report(args, memory, loads, rebuilt, started)
+    print(text)
+    cl.write_results("## Leaderboards", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

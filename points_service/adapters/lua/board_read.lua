@@ -1,0 +1,41 @@
+-- One read of one board (scores stored negated: see redis_boards.py), in one call.
+-- KEYS[1] the board. ARGV[1] the mode:
+--   "page", start, count        -> {members, {member, score, ...}, higher than the first}
+--   "around", member, around    -> {members, position or false, score, higher, start,
+--                                   {member, score, ...}, higher than the window's first}
+--   "ranks", member...          -> {members, {score or false, higher}...}
+-- "higher" counts members with a strictly higher score (a standard competition rank is
+-- that plus one).
+local key, mode = KEYS[1], ARGV[1]
+local members = redis.call('ZCARD', key)
+
+local function higher(score)
+  return redis.call('ZCOUNT', key, '-inf', '(' .. score)
+end
+
+local function window(start, count)
+  local rows = redis.call('ZRANGE', key, start, start + count - 1, 'WITHSCORES')
+  local first = 0
+  if #rows > 0 and start > 0 then first = higher(rows[2]) end
+  return rows, first
+end
+
+if mode == 'page' then
+  local rows, first = window(tonumber(ARGV[2]), tonumber(ARGV[3]))
+  return {members, rows, first}
+elseif mode == 'around' then
+  local position = redis.call('ZRANK', key, ARGV[2])
+  if not position then return {members, false} end
+  local score = redis.call('ZSCORE', key, ARGV[2])
+  local around = tonumber(ARGV[3])
+  local size = 2 * around + 1
+  local start = math.max(0, math.min(position - around, members - size))
+  local rows, first = window(start, size)
+  return {members, position, score, higher(score), start, rows, first}
+end
+local out = {}
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', key, ARGV[i])
+  if score then out[#out + 1] = {score, higher(score)} else out[#out + 1] = {false, 0} end
+end
+return {members, out}
