@@ -9,8 +9,10 @@
    file) and the bare Litestar app (`bench/bare_app.py`, GET /bare) under the same uvicorn
    settings, loaded with wrk: the top 100, and an informant's rank with five neighbours
    each side (a random member per request); then each paced at half its measured rate.
-3. Rebuild: `--events` events written straight into a fresh PostgreSQL ledger, then
-   `points-service leaderboards rebuild` of every board, timed: ledger rows per second.
+3. Rebuild: `--events` events written straight into a fresh PostgreSQL ledger (seven a
+   day for each of events/70 informants, over ten days, in five counties and 200
+   institutions), then `points-service leaderboards rebuild` of every board, timed:
+   ledger rows per second.
 
 Prints a summary and rewrites the "Leaderboards" section of bench/RESULTS.md. Keys (one
 prefix per run) and the database are removed at the end whatever happens.
@@ -165,9 +167,10 @@ _REBUILD_SQL = """
 INSERT INTO events (event_id, informant_id, action, occurred_at, received_at, day,
                     body_hash, points, shares, share_views, posts, late, imported,
                     rule_version, decision, province, city, county, institution_id)
-SELECT 'e' || g, 'inf' || (g % $1), 'share', now(), now(), current_date - (g % 20),
-       'h', 2, 1, 0, 0, false, true, 'bench', '\\x00'::bytea,
-       '640000', '640100', '64010' || (1 + g % 5), 'i' || (g % 200)
+SELECT 'e' || g, 'inf' || ((g / 7) % $1), 'share', now(), now(),
+       current_date - ((g / 7 / $1) % 20), 'h', 2, 1, 0, 0, false, true, 'bench',
+       '\\x00'::bytea, '640000', '640100', '64010' || (1 + (g / 7) % $1 % 5),
+       'i' || ((g / 7) % $1 % 200)
 FROM generate_series(1, $2) AS g
 """
 
@@ -182,7 +185,8 @@ def rebuild(args: argparse.Namespace, prefix: str, data_dir: Path) -> tuple[int,
         async def insert() -> None:
             conn = await asyncpg.connect(database_url)
             try:
-                await conn.execute(_REBUILD_SQL, max(1, args.events // 10), args.events)
+                # seven events a day for each informant, over ten days
+                await conn.execute(_REBUILD_SQL, max(1, args.events // 70), args.events)
                 await conn.execute("ANALYZE events")
             finally:
                 await conn.close()

@@ -25,16 +25,6 @@ from points_service.domain.boards import Around, Board, BoardWrite, Window
 _LUA = files("points_service.adapters") / "lua"
 _encode = msgspec.json.encode
 
-# A rebuilt board replaces the live one (both keys in the board's slot).
-_SWAP = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  return 1
-end
-redis.call('UNLINK', KEYS[2])
-return 0
-"""
-
 # Decrement; a member whose score comes back to nothing leaves the board (a reversal).
 _TAKE_BACK = """
 local score = tonumber(redis.call('ZINCRBY', KEYS[1], ARGV[1], ARGV[2]))
@@ -83,7 +73,7 @@ class RedisBoards:
         self._scripts = scripts or ScriptPipeline(client)
         self._add = self._scripts.register(_LUA.joinpath("boards.lua").read_text())
         self._take_back = self._scripts.register(_TAKE_BACK)
-        self._swap = self._scripts.register(_SWAP)
+        self._replace = self._scripts.register(_LUA.joinpath("board_replace.lua").read_text())
         self._keys: dict[Board, str] = {}
         self._read = self._scripts.register(_LUA.joinpath("board_read.lua").read_text())
         self._profiles = self._scripts.register(_LUA.joinpath("profiles_read.lua").read_text())
@@ -194,23 +184,19 @@ class RedisBoards:
     # --- rebuild -------------------------------------------------------------------
 
     async def replace(self, boards: Sequence[tuple[Board, Mapping[str, int]]]) -> int:
-        """Each board becomes exactly these members and scores: written into its shadow
-        key (pipelined), then swapped in by one script per board (RENAME within the
-        board's slot; no members: the board is removed). Readers see the old board or the
-        new one, never a half-built one. Returns the members written."""
+        """Each board becomes exactly these members and scores, by one script call per
+        board (built in its shadow key, then renamed over it, in the board's slot): readers
+        see the old board or the new one. No members: the board is removed. Returns the
+        members written."""
+        calls = []
         written = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for board, members in boards:
-                shadow = shadow_key(self._prefix, board)
-                await queued(pipe.unlink(shadow))
-                items = [(m, -score) for m, score in members.items() if score > 0]
-                written += len(items)
-                for start in range(0, len(items), 5000):
-                    await queued(pipe.zadd(shadow, dict(items[start : start + 5000])))
-            await pipe.execute()
-        await self._scripts.call_many(
-            [(self._swap, [shadow_key(self._prefix, b), self.key(b)], []) for b, _ in boards]
-        )
+        for board, members in boards:
+            negated = {m: -score for m, score in members.items() if score > 0}
+            written += len(negated)
+            keys = [shadow_key(self._prefix, board), self.key(board)]
+            calls.append((self._replace, keys, [_encode(negated)]))
+        if calls:
+            await self._scripts.call_many(calls)
         return written
 
     async def boards(self) -> list[Board]:

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, Final, Literal, NamedTuple, get_args
 
 import msgspec
 
@@ -191,8 +191,9 @@ def parse_scope(text: str) -> tuple[str, str]:
 # --- where an event lands -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Board:
+class Board(NamedTuple):
+    """A tuple, so that hashing it (a rebuild does so millions of times) is cheap."""
+
     metric: str
     scope: str  # all | province:640000 | ... | institution:ID
     period: str  # all | day:2026-11-28 | week:2026-W48 | month:2026-11 | year:2026
@@ -285,54 +286,78 @@ class DayTotal:
 class BoardTotals:
     """Each wanted board with its members' totals, from day totals fed in day order.
 
-    A bounded period's boards are handed back as soon as the rows pass its last day, so
-    memory holds the open periods only (and the `all` boards, handed back at the end).
+    Day totals are first summed per period, informant and placement (a few additions a
+    row); when the rows pass a period's last day, that period's sums are spread over its
+    boards (scopes x metrics) and handed back. So memory holds the open periods only
+    (and `all`, handed back at the end), and each (board, member) is written once per
+    placement rather than once per day.
     """
 
     def __init__(self, boards: BoardSet, wanted: Callable[[Board, Period], bool]) -> None:
         self._boards = boards
         self._wanted = wanted
-        self._open: dict[Board, dict[str, int]] = {}
-        self._closes: dict[int, list[Board]] = {}  # last day -> boards whose period ends
+        # period key -> (informant, placement) -> totals in METRICS order
+        self._open: dict[str, dict[tuple[str, Placement], list[int]]] = {}
+        self._periods: dict[str, Period] = {}
+        self._closes: dict[int, list[str]] = {}  # last day -> periods that end then
         self._day: int | None = None
-        self._targets: dict[Placement, dict[str, list[tuple[Board, int]]]] = {}
+        self._day_periods: list[Period] = []
 
     def _closed_before(self, day: int | None) -> list[tuple[Board, dict[str, int]]]:
         ready = []
         for last in sorted(d for d in self._closes if day is None or d < day):
-            for board in self._closes.pop(last):
-                ready.append((board, self._open.pop(board)))
+            for key in self._closes.pop(last):
+                ready.extend(self._spread(self._periods.pop(key), self._open.pop(key)))
         return ready
+
+    def _spread(
+        self, period: Period, sums: dict[tuple[str, Placement], list[int]]
+    ) -> list[tuple[Board, dict[str, int]]]:
+        out: dict[Board, dict[str, int]] = {}
+        # placement -> (metric position, board) of every wanted board it counts on
+        targets: dict[Placement, list[tuple[int, Board]]] = {}
+        for (informant_id, placement), values in sums.items():
+            mine = targets.get(placement)
+            if mine is None:
+                mine = targets[placement] = [
+                    (n, board)
+                    for scope_kind, scope in placement.scopes()
+                    for n, metric in enumerate(METRICS)
+                    if self._boards.has(metric, scope_kind, period.kind)
+                    and self._wanted(board := Board(metric, scope, period.key), period)
+                ]
+            for n, board in mine:
+                value = values[n]
+                if value:
+                    members = out.get(board)
+                    if members is None:
+                        members = out[board] = {}
+                    members[informant_id] = members.get(informant_id, 0) + value
+        return list(out.items())
 
     def add(self, row: DayTotal) -> list[tuple[Board, dict[str, int]]]:
         if self._day is not None and row.day < self._day:
             raise ValueError("day totals must come in day order")
-        ready = self._closed_before(row.day) if row.day != self._day else []
+        ready: list[tuple[Board, dict[str, int]]] = []
         if row.day != self._day:
-            self._targets.clear()  # placements of the day before are not needed again
-        self._day = row.day
-        targets = self._targets.get(row.placement)
-        if targets is None:
-            targets = self._targets[row.placement] = self._wanted_targets(row.placement, row.day)
-        for metric, value in row.values.items():
-            for board, last_day in targets.get(metric, ()):
-                members = self._open.get(board)
-                if members is None:
-                    members = self._open[board] = {}
-                    self._closes.setdefault(last_day, []).append(board)
-                members[row.informant_id] = members.get(row.informant_id, 0) + value
+            ready = self._closed_before(row.day)
+            self._day = row.day
+            self._day_periods = periods_of(row.day)
+        values = [row.values.get(m, 0) for m in METRICS]
+        key = (row.informant_id, row.placement)
+        for period in self._day_periods:
+            sums = self._open.get(period.key)
+            if sums is None:
+                sums = self._open[period.key] = {}
+                self._periods[period.key] = period
+                self._closes.setdefault(period.last_day, []).append(period.key)
+            total = sums.get(key)
+            if total is None:
+                sums[key] = list(values)
+            else:
+                for n, v in enumerate(values):
+                    total[n] += v
         return ready
-
-    def _wanted_targets(self, placement: Placement, day: int) -> dict[str, list[tuple[Board, int]]]:
-        periods = {p.key: p for p in periods_of(day)}
-        return {
-            metric: [
-                (board, periods[board.period].last_day)
-                for board in boards
-                if self._wanted(board, periods[board.period])
-            ]
-            for metric, boards in board_targets(self._boards, placement, day).items()
-        }
 
     def finish(self) -> list[tuple[Board, dict[str, int]]]:
         return self._closed_before(None)

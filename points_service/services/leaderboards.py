@@ -8,6 +8,7 @@ the process dies between the two, or Redis refuses the write, the boards miss th
 until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -505,14 +506,20 @@ class Leaderboards:
         rows = _counted(self._totals.informant_days(since_day=self._since(only)), report, progress)
         ready: list[tuple[Board, dict[str, int]]] = []
         size = 0
+        # Redis builds one chunk of boards while the next is summed: one chunk in flight.
+        writing: asyncio.Task[int] | None = None
         async for board, members in _async_board_totals(rows, self.boards, self._wanted(only)):
             ready.append((board, members))
             size += len(members)
             existing.discard(board)
             report.boards += 1
             if len(ready) >= 500 or size >= 50_000:  # many small boards per round trip
-                report.members += await self._store.replace(ready)
+                if writing is not None:
+                    report.members += await writing
+                writing = asyncio.create_task(self._store.replace(ready))
                 ready, size = [], 0
+        if writing is not None:
+            report.members += await writing
         if ready:
             report.members += await self._store.replace(ready)
         stale = [b for b in existing if self._live(b, parse_period(b.period))]

@@ -1,7 +1,6 @@
 """Profiles and leaderboards end to end, on SQLite and on PostgreSQL, with a real Redis."""
 
 import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -291,7 +290,7 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
         some_board = sorted(before, key=str)[0]
         victim = next(iter(before[some_board]))
         await runtime.redis.zincrby(store.key(some_board), -5, victim)
-        stray = replace(some_board, scope="county:640199")
+        stray = some_board._replace(scope="county:640199")
         await runtime.redis.zadd(store.key(stray), {"ghost": -3})
         differences = await runtime.leaderboards.reconcile(everything)
         assert {(d.board, d.informant_id) for d in differences} == {

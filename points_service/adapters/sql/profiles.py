@@ -117,25 +117,28 @@ class SqlLedgerTotals:
             )
         async with self._engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=5000))
-            async for row in result:
-                points, shares, share_views, posts = (int(v or 0) for v in row[6:10])
-                values = {
-                    m: v
-                    for m, v in (
-                        ("points", points),
-                        ("shares", shares),
-                        ("share_views", share_views),
-                        ("posts", posts),
-                    )
-                    if v
-                }
-                if values:
-                    yield DayTotal(
-                        row[0].toordinal(),
-                        row[1],
-                        Placement(row[2], row[3], row[4], row[5]),
-                        values,
-                    )
+            placements: dict[tuple[Any, ...], Placement] = {}
+            # Whole partitions: one hop through SQLAlchemy's async bridge per 5,000 rows.
+            async for rows in result.partitions():
+                for row in rows:
+                    points, shares, share_views, posts = (int(v or 0) for v in row[6:10])
+                    values = {
+                        m: v
+                        for m, v in (
+                            ("points", points),
+                            ("shares", shares),
+                            ("share_views", share_views),
+                            ("posts", posts),
+                        )
+                        if v
+                    }
+                    if not values:
+                        continue
+                    where = tuple(row[2:6])
+                    placement = placements.get(where)
+                    if placement is None:
+                        placement = placements[where] = Placement(*where)
+                    yield DayTotal(row[0].toordinal(), row[1], placement, values)
 
 
 class SqlStandings:
