@@ -29,10 +29,12 @@ contracts: $(STAMP)
 
 test: lint typecheck contracts
 	$(BIN)/points-service rules check rules
+	$(BIN)/points-service leaderboards check leaderboards
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/credit_load.py
+	$(BIN)/python bench/board_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

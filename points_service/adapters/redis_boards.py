@@ -223,3 +223,26 @@ class RedisBoards:
 
     async def try_lock(self, name: str, seconds: int) -> bool:
         return bool(await self._redis.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))
+
+    # --- the registry of boards (closing reads it instead of a SCAN) ---------------
+
+    def _registry(self) -> str:
+        return f"{self._prefix}:lbreg"
+
+    async def register(self, boards: Iterable[Board]) -> None:
+        names = ["|".join(b) for b in boards]
+        for start in range(0, len(names), 1000):
+            await self._redis.sadd(self._registry(), *names[start : start + 1000])
+
+    async def unregister(self, boards: Iterable[Board]) -> None:
+        names = ["|".join(b) for b in boards]
+        for start in range(0, len(names), 1000):
+            await self._redis.srem(self._registry(), *names[start : start + 1000])
+
+    async def registered(self) -> list[Board]:
+        found = []
+        async for raw in self._redis.sscan_iter(self._registry(), count=1000):
+            parts = raw.decode().split("|")
+            if len(parts) == 3:
+                found.append(Board(*parts))
+        return found

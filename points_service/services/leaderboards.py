@@ -10,6 +10,7 @@ until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -45,7 +46,7 @@ MAX_AROUND = 50
 MAX_IDS = 1000
 # How long a worker shows an informant's display fields before reading them again.
 DISPLAY_TTL = 10.0
-DISPLAY_CACHE_SIZE = 200_000
+DISPLAY_CACHE_SIZE = 50_000
 # Rows of a closed period's final standings kept in SQL per board.
 FINAL_ROWS = 1000
 
@@ -174,7 +175,9 @@ class Leaderboards:
         self._clock = clock
         self._observer = observer or NullObserver()
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
-        self._display_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Boards this worker wrote since it last told the registry (see close_periods).
+        self._seen: set[Board] = set()
+        self._display_cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     # --- the credit path -------------------------------------------------------------
 
@@ -212,6 +215,7 @@ class Leaderboards:
             return
         try:
             await self._store.add(increments)
+            self._seen.update(increments)
         except Exception as exc:
             self._observer.boards_failed(exc)
 
@@ -305,13 +309,16 @@ class Leaderboards:
                 missing.append(i)
         if missing:
             fetched = await self._store.display(missing)
-            if len(self._display_cache) > DISPLAY_CACHE_SIZE:
-                self._display_cache.clear()
             expires = now + DISPLAY_TTL
+            cache = self._display_cache
             for i in missing:
                 fields = fetched.get(i, {})
-                self._display_cache[i] = (expires, fields)
+                cache[i] = (expires, fields)
+                cache.move_to_end(i)
                 found[i] = fields
+            # Oldest first, a few at a time: dropping a big cache at once stalled the loop.
+            while len(cache) > DISPLAY_CACHE_SIZE:
+                cache.popitem(last=False)
         return found
 
     def forget_display(self, informant_id: str) -> None:
@@ -440,9 +447,12 @@ class Leaderboards:
         report = CloseReport()
         if self._standings is None:
             return report
+        await self.register_seen()
         recorded = await self._standings.recorded()
         expired = []
-        for board in await self._store.boards():
+        # The registry, not a SCAN: with millions of informant keys a SCAN a minute
+        # would walk the whole keyspace each time.
+        for board in await self._store.registered():
             period = parse_period(board.period)
             closes = self.closes_at(period)
             if closes is None or self._clock() < closes:
@@ -458,12 +468,25 @@ class Leaderboards:
             if not self._live(board, period):
                 expired.append(board)
         await self._store.unlink(expired)
+        await self._store.unregister(expired)
         report.removed = len(expired)
         return report
 
+    async def register_seen(self) -> None:
+        """Add the boards this worker wrote to the registry the closer reads."""
+        if self._seen:
+            seen, self._seen = self._seen, set()
+            try:
+                await self._store.register(seen)
+            except Exception:
+                self._seen |= seen
+                raise
+
     async def close_periods_once(self, every: int) -> CloseReport | None:
-        """close_periods in the one worker (of all processes) that wins this round."""
+        """close_periods in the one worker (of all processes) that wins this round; the
+        others only register the boards they wrote."""
         if not await self._store.try_lock("close-periods", max(1, every - 1)):
+            await self.register_seen()
             return None
         return await self.close_periods()
 
@@ -512,6 +535,7 @@ class Leaderboards:
             ready.append((board, members))
             size += len(members)
             existing.discard(board)
+            self._seen.add(board)
             report.boards += 1
             if len(ready) >= 500 or size >= 50_000:  # many small boards per round trip
                 if writing is not None:
@@ -524,6 +548,8 @@ class Leaderboards:
             report.members += await self._store.replace(ready)
         stale = [b for b in existing if self._live(b, parse_period(b.period))]
         await self._store.unlink(stale)
+        await self._store.unregister(stale)
+        await self.register_seen()
         report.removed = len(stale)
         return report
 

@@ -2,7 +2,7 @@
 Real Redis, real SQLite and PostgreSQL; the clock is the one thing the test controls."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,9 @@ from points_service.adapters.redis_client import connect
 from points_service.adapters.rule_files import load_board_dir
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlStandings
-from points_service.domain.boards import Board
+from points_service.domain.boards import NOWHERE, Board
 from points_service.domain.calendar import Calendar
+from points_service.domain.engine import Decision
 from points_service.services.leaderboards import Leaderboards
 from points_service.settings import Settings
 from tests.conftest import REDIS_URL
@@ -60,10 +61,17 @@ async def test_a_closed_period_is_served_from_its_final_standings(
     boards: tuple[Leaderboards, Clock, RedisBoards],
 ) -> None:
     service, clock, store = boards
-    scores = {"a": 5, "b": 9, "c": 5, "d": 1}
-    await store.add({DAY: scores, WEEK: scores})
+    day = date(2026, 1, 5).toordinal()
+    await service.credited(
+        [
+            (who, NOWHERE, Decision(h="h", p=p, b=p, l=[], c=[0, 0, 0], sk=0, v="t", day=day))
+            for who, p in {"a": 5, "b": 9, "c": 5, "d": 1}.items()
+        ]
+    )
 
     assert (await service.close_periods()).closed == 0  # still open
+    # the credit path registered every board it wrote, for closing to find
+    assert {DAY, WEEK} <= set(await store.registered())
     page = await service.top("points", "all", DAY.period, 10, None)
     assert not page.final
     assert [(e.rank, e.informant_id, e.score) for e in page.entries] == [
@@ -94,6 +102,7 @@ async def test_a_closed_period_is_served_from_its_final_standings(
     report = await service.close_periods()
     assert report.removed == 1
     assert DAY not in await store.boards()
+    assert DAY not in await store.registered()
     assert WEEK in await store.boards()
     page = await service.top("points", "all", DAY.period, 10, None)
     assert [e.informant_id for e in page.entries] == ["b", "a", "c", "d"]
