@@ -31,6 +31,9 @@ class Settings:
     log_format: str = "auto"  # auto (console on a terminal, JSON otherwise) | json | console
     access_log: bool = True
     db_pool_size: int = 10
+    # Seconds a worker serves an encoded top-of-board page again (0: never). Every reader
+    # of a county's top 100 sees the same page; it may lag the board by this much.
+    board_page_ttl: float = 1.0
     sqlite_synchronous: str = "NORMAL"  # NORMAL survives a killed process; FULL power loss
 
     @property
@@ -94,5 +97,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_format=log_format,
         access_log=_bool(environ, "POINTS_ACCESS_LOG", True),
         db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
+        board_page_ttl=_int(environ, "POINTS_BOARD_PAGE_TTL_MS", 1000) / 1000,
         sqlite_synchronous=sqlite_synchronous,
     )

@@ -73,6 +73,7 @@ def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
         log_format="json",
         log_level="WARNING",
         access_log=False,
+        board_page_ttl=0,  # tests read what they have just written
     )
 
 

@@ -21,6 +21,7 @@ from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.domain.profiles import Profile
 from points_service.http.errors import exception_handlers
+from points_service.http.hot import PageCache
 from points_service.http.openapi import body_components
 from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
 from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
@@ -106,6 +107,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, registry)
         app.state.runtime = runtime
+        app.state.page_cache = PageCache(settings.board_page_ttl)
         loop = asyncio.get_running_loop()
 
         # Outside the main thread (tests) there is no signal: the admin endpoint reloads.

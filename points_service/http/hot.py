@@ -13,7 +13,9 @@ typed handler with the same contract that is never served (app.py copies it in).
 """
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -183,10 +185,42 @@ async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
         error = ErrorOut(405, "method_not_allowed", f"{template} takes GET only")
         await send_json(send, 405, _encoder.encode(error), ((b"allow", b"GET"),))
         return
-    query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-    runtime: Runtime = scope["litestar_app"].state.runtime
+    raw_query = scope["query_string"]
+    query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+    state = scope["litestar_app"].state
+    runtime: Runtime = state.runtime
+    pages: PageCache = state.page_cache
+    if answer is _top and pages.ttl > 0:
+        key = (rest, raw_query)
+        body = pages.get(key)
+        if body is None:
+            body = _encoder.encode(await answer(runtime, match.groupdict(), query))
+            pages.put(key, body)
+        await send_json(send, 200, body)
+        return
     result = await answer(runtime, match.groupdict(), query)
     await send_json(send, 200, _encoder.encode(result))
+
+
+class PageCache:
+    """Encoded top-of-board pages, served again for `ttl` seconds (per worker)."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self._size = size
+        self._pages: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        found = self._pages.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        self._pages[key] = (time.monotonic() + self.ttl, body)
+        self._pages.move_to_end(key)
+        while len(self._pages) > self._size:
+            self._pages.popitem(last=False)
 
 
 BOARD_ROUTES = [asgi(_BOARDS, is_mount=True, copy_scope=False, name="leaderboards")(leaderboards)]

@@ -33,6 +33,7 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
         POINTS_REDIS_PREFIX=settings.redis_prefix,
         POINTS_LOG_LEVEL="WARNING",
         POINTS_ACCESS_LOG="false",
+        POINTS_BOARD_PAGE_TTL_MS=str(int(settings.board_page_ttl * 1000)),
     )
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

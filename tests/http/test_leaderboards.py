@@ -1,6 +1,8 @@
 """Profiles and leaderboards end to end, on SQLite and on PostgreSQL, with a real Redis."""
 
+import asyncio
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -304,3 +306,24 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
         assert await runtime.leaderboards.reconcile(everything) == []
     finally:
         await runtime.stop()
+
+
+async def test_top_pages_are_served_again_for_the_page_ttl(settings: Settings) -> None:
+    app = create_app(replace(settings, board_page_ttl=0.5), CollectorRegistry())
+    async with AsyncTestClient(app, timeout=60) as client:
+        inst = unique("inst")
+        who = f"{inst}-a"
+        await profile(client, who, institution_id=inst)
+        await share(client, who)
+        params = {"scope": f"institution:{inst}", "period": "all"}
+        first = (await client.get("/v1/leaderboards/shares", params=params)).json()
+        assert [e["score"] for e in first["entries"]] == [1]
+        await share(client, who)
+        again = (await client.get("/v1/leaderboards/shares", params=params)).json()
+        assert again == first  # the same page, within the TTL
+        # a standing is never cached
+        r = await client.get(f"/v1/leaderboards/shares/informants/{who}", params=params)
+        assert r.json()["score"] == 2
+        await asyncio.sleep(0.6)
+        later = (await client.get("/v1/leaderboards/shares", params=params)).json()
+        assert [e["score"] for e in later["entries"]] == [2]
