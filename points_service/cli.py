@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
 from points_service.runtime import Runtime
 from points_service.services.errors import InvalidInput
+from points_service.services.imports import Imports, ProfileImport
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
 
@@ -230,6 +231,76 @@ async def _boards_close(settings: Settings) -> int:
     return 0
 
 
+def _read_lines(source: Path) -> list[tuple[int, bytes]]:
+    data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
+    return list(enumerate(data.splitlines(), start=1))
+
+
+class _Progress:
+    """A progress bar on a terminal; a line every 10 % otherwise."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._started = time.perf_counter()
+        self._tty = sys.stderr.isatty()
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        rate = done / max(time.perf_counter() - self._started, 1e-9)
+        tenth = int(share * 10)
+        if not self._tty and tenth == self._shown:
+            return
+        self._shown = tenth
+        bar = "#" * int(share * 30)
+        line = f"[{bar:<30}] {share:4.0%} {done:,}/{total:,} {self._what} ({rate:,.0f}/s)"
+        print(f"\r{line}" if self._tty else line, end="" if self._tty else "\n", file=sys.stderr)
+
+
+def _print_refused(refused: Sequence[Any], show: int) -> None:
+    for r in refused[:show]:
+        where = f" ({r.field})" if r.field else ""
+        print(f"line {r.line}: {r.status}{where}: {r.message}", file=sys.stderr)
+    if len(refused) > show:
+        print(f"... and {len(refused) - show} more", file=sys.stderr)
+
+
+async def _import(settings: Settings, source: Path, show: int) -> int:
+    lines = _read_lines(source)
+    runtime = await Runtime.start(settings)
+    try:
+        report = await Imports(runtime.credits).run(lines, _Progress("events"))
+    finally:
+        await runtime.stop()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    _print_refused(report.refused, show)
+    print(
+        f"read {report.read:,}, credited {report.credited:,} ({report.points:,} points), "
+        f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}"
+    )
+    return 1 if report.refused else 0
+
+
+async def _import_informants(settings: Settings, source: Path, show: int) -> int:
+    lines = _read_lines(source)
+    runtime = await Runtime.start(settings)
+    try:
+        report = await ProfileImport(runtime.profiles).run(
+            lines, csv=source.suffix.lower() == ".csv", progress=_Progress("profiles")
+        )
+    finally:
+        await runtime.stop()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    _print_refused(report.refused, show)
+    print(
+        f"read {report.read:,}, created {report.created:,}, updated {report.updated:,}, "
+        f"rejected {len(report.refused):,}"
+    )
+    return 1 if report.refused else 0
+
+
 def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", help="points, shares, share_views or posts (default: all)")
     parser.add_argument("--scope", help="all, province, city, county or institution")
@@ -261,23 +332,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
+    imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
+    imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
+    imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
+    people = sub.add_parser("import-informants", help="informant profiles (JSON Lines or CSV)")
+    people.add_argument("file", type=Path, help="a .csv file, or JSON Lines (- for stdin)")
+    people.add_argument("--show", type=int, default=50, help="rejected lines to print")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        return _serve(settings)
-    if args.command == "migrate":
-        asyncio.run(_migrate(settings))
-        return 0
-    if args.command == "leaderboards":
-        return _leaderboards(settings, args)
+    return _COMMANDS[args.command](settings, args)
+
+
+def _migrate_command(settings: Settings, _args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(settings))
+    return 0
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
     directory = args.directory or settings.rules_dir
     if args.rules == "check":
         return _rules_check(directory)
     return _rules_simulate(settings, args.events, directory)
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": lambda settings, _args: _serve(settings),
+    "migrate": _migrate_command,
+    "rules": _rules,
+    "leaderboards": _leaderboards,
+    "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
+    "import-informants": lambda s, a: asyncio.run(_import_informants(s, a.file, a.show)),
+}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The event as the app sends it, and the checks that need no state."""
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Final
 
@@ -66,3 +67,16 @@ def body_hash(event: Event) -> str:
         )
     )
     return hashlib.blake2b(canonical, digest_size=12).hexdigest()
+
+
+_BACKTICK = re.compile(r"`([^`]+)`")
+
+
+def error_field(exc: msgspec.ValidationError) -> str | None:
+    """The JSON path msgspec blames, as a dotted field name (`events[3].occurred_at`)."""
+    message, _, path = str(exc).partition(" - at `")
+    path = path.rstrip("`").removeprefix("$").lstrip(".")
+    named = _BACKTICK.search(message)
+    if named and ("missing required field" in message or "unknown field" in message):
+        return f"{path}.{named.group(1)}" if path else named.group(1)
+    return path or None

@@ -9,7 +9,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from points_service.http.schemas import ErrorOut, error_field
+from points_service.domain.events import error_field
+from points_service.http.schemas import ErrorOut
 from points_service.services.errors import Conflict, InvalidInput, NotFound
 
 _log = structlog.get_logger("points_service.http")

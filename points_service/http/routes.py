@@ -9,6 +9,7 @@ from litestar import Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from points_service.domain.events import error_field
 from points_service.domain.profiles import Profile
 from points_service.http.convert import (
     event_result,
@@ -38,7 +39,6 @@ from points_service.http.schemas import (
     RulesOut,
     StandingOut,
     batch_decoder,
-    error_field,
     event_decoder,
     profile_decoder,
     redemption_decoder,

@@ -1,6 +1,5 @@
 """Wire shapes of API v1. Field names are a contract with the app: add, never rename."""
 
-import re
 from datetime import date, datetime
 from typing import Annotated
 
@@ -141,18 +140,6 @@ event_decoder = msgspec.json.Decoder(Event)
 batch_decoder = msgspec.json.Decoder(BatchIn | list[msgspec.Raw])
 redemption_decoder = msgspec.json.Decoder(RedemptionIn)
 reversal_decoder = msgspec.json.Decoder(ReversalIn)
-
-_BACKTICK = re.compile(r"`([^`]+)`")
-
-
-def error_field(exc: msgspec.ValidationError) -> str | None:
-    """The JSON path msgspec blames, as a dotted field name (`events[3].occurred_at`)."""
-    message, _, path = str(exc).partition(" - at `")
-    path = path.rstrip("`").removeprefix("$").lstrip(".")
-    named = _BACKTICK.search(message)
-    if named and ("missing required field" in message or "unknown field" in message):
-        return f"{path}.{named.group(1)}" if path else named.group(1)
-    return path or None
 
 
 # --- profiles and leaderboards --------------------------------------------------------
