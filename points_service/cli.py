@@ -265,6 +265,14 @@ def _print_refused(refused: Sequence[Any], show: int) -> None:
         print(f"... and {len(refused) - show} more", file=sys.stderr)
 
 
+def _finish(refused: Sequence[Any], show: int, summary: str) -> int:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # past the progress bar
+    _print_refused(refused, show)
+    print(summary)
+    return 1 if refused else 0
+
+
 async def _import(settings: Settings, source: Path, show: int) -> int:
     lines = _read_lines(source)
     runtime = await Runtime.start(settings)
@@ -272,14 +280,12 @@ async def _import(settings: Settings, source: Path, show: int) -> int:
         report = await Imports(runtime.credits).run(lines, _Progress("events"))
     finally:
         await runtime.stop()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    _print_refused(report.refused, show)
-    print(
+    return _finish(
+        report.refused,
+        show,
         f"read {report.read:,}, credited {report.credited:,} ({report.points:,} points), "
-        f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}"
+        f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}",
     )
-    return 1 if report.refused else 0
 
 
 async def _import_informants(settings: Settings, source: Path, show: int) -> int:
@@ -291,14 +297,12 @@ async def _import_informants(settings: Settings, source: Path, show: int) -> int
         )
     finally:
         await runtime.stop()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    _print_refused(report.refused, show)
-    print(
+    return _finish(
+        report.refused,
+        show,
         f"read {report.read:,}, created {report.created:,}, updated {report.updated:,}, "
-        f"rejected {len(report.refused):,}"
+        f"rejected {len(report.refused):,}",
     )
-    return 1 if report.refused else 0
 
 
 def _board_options(parser: argparse.ArgumentParser) -> None:
