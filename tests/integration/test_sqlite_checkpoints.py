@@ -56,9 +56,10 @@ async def test_the_log_stays_bounded_and_every_row_lands(tmp_path: Path) -> None
     finally:
         await writer.close()
     assert writer.checkpointer is None
-    # Random informants dirty a few pages per event: without the log restarting it
-    # would pass 20 MiB here (6,000 events, ~5 pages each, 4 KiB pages).
-    assert largest_log < 12 * 1024 * 1024, largest_log
+    # Without the log ever restarting it passes 60 MiB here (measured: 6,000 events with
+    # random informants dirty ~5 pages each). Restarts keep it to a few MiB, more when the
+    # writer's own checkpoint keeps meeting the thread's (it then skips a round).
+    assert largest_log < 32 * 1024 * 1024, largest_log
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (commits * per_commit,)
         assert conn.execute("SELECT count(*) FROM ledger_entries").fetchone() == (

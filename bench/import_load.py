@@ -1,0 +1,113 @@
+"""History import benchmark: `points-service import` of generated events into PostgreSQL.
+
+    .venv/bin/python bench/import_load.py [--events 200000] [--informants 2000]
+
+Writes a JSON Lines file of a generated history (each informant signs in, browses,
+shares and likes on consecutive days; the file is shuffled, the import orders it), runs
+the import into a fresh PostgreSQL database with Redis at 127.0.0.1:6379, and reports
+events per second. Rewrites the "History import" section of bench/RESULTS.md.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import credit_load as cl
+
+TARGET = 20_000
+
+
+def generate(path: Path, events: int, informants: int) -> None:
+    rng = random.Random(5)
+    start = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)
+    per_day = 10
+    lines = []
+    for n in range(events):
+        who = n % informants
+        day = n // (informants * per_day)
+        slot = (n // informants) % per_day
+        at = start + timedelta(days=day, minutes=slot * 7 + who % 5)
+        action = ("sign_in", "browse", "share", "like", "browse", "share", "post",
+                  "browse", "like", "share")[slot]  # fmt: skip
+        event: dict[str, object] = {
+            "event_id": f"imp-{n}", "informant_id": f"inf{who}", "action": action,
+            "occurred_at": at.isoformat(),
+        }  # fmt: skip
+        if action != "sign_in":
+            event["content_id"] = f"c{rng.randint(1, 5000)}"
+        lines.append(json.dumps(event))
+    rng.shuffle(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--informants", type=int, default=2_000)
+    args = parser.parse_args()
+    cl.preflight(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0")
+    started = datetime.now(UTC)
+    prefix = f"bimport{os.getpid()}"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        cl.postgres_database(f"bench_import_{os.getpid()}") as url,
+    ):
+        path = Path(tmp) / "events.jsonl"
+        cl._step(f"writing {args.events:,} events")
+        generate(path, args.events, args.informants)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
+        env |= {
+            "DATABASE_URL": url,
+            "REDIS_URL": f"redis://{cl.HOST}:{cl.REDIS_PORT}/0",
+            "POINTS_REDIS_PREFIX": prefix,
+            "POINTS_DATA_DIR": tmp,
+            "POINTS_LOG_LEVEL": "WARNING",
+        }
+        subprocess.run([str(cl.SERVICE), "migrate"], env=env, check=True, timeout=120)
+        cl._step("points-service import")
+        began = time.perf_counter()
+        done = subprocess.run(
+            [str(cl.SERVICE), "import", str(path)],
+            env=env, capture_output=True, text=True, timeout=7200, check=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - began
+    cl.clear_redis(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0", prefix)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        return 1
+    rate = args.events / seconds
+    text = "\n".join(
+        [
+            "## History import",
+            "",
+            f"- Date: {started:%Y-%m-%d %H:%M} UTC; command: "
+            f"`bench/import_load.py {' '.join(sys.argv[1:])}`",
+            f"- Machine: nproc {os.cpu_count()}, {cl._cpu_model()}; PostgreSQL 15 and Redis "
+            "7.0.15 on the same machine; one import process (batches of 1,000)",
+            f"- {args.events:,} events of {args.informants:,} informants (ten a day each), "
+            "shuffled; profiles not imported (the `all` boards only)",
+            "",
+            "| measure | figure | target | met |",
+            "|---|---|---|---|",
+            f"| import into PostgreSQL | {rate:,.0f} events/s ({seconds:.1f} s) | "
+            f"{TARGET:,} events/s | {'yes' if rate >= TARGET else '**no**'} |",
+            "",
+            f"Import summary: `{done.stdout.strip()}`",
+            "",
+        ]
+    )
+    print(text)
+    cl.write_results("## History import", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
