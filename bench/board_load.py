@@ -11,8 +11,9 @@
    each side (a random member per request); then each paced at half its measured rate.
 3. Rebuild: `--events` events written straight into a fresh PostgreSQL ledger (seven a
    day for each of events/70 informants, over ten days, in five counties and 200
-   institutions), then `points-service leaderboards rebuild` of every board, timed:
-   ledger rows per second.
+   institutions) with their daily rollups, then `points-service leaderboards rebuild` of
+   every board, timed: ledger events per second (the rebuild reads the rollups, one row
+   per informant and day, which the credit path keeps with every commit).
 
 Prints a summary and rewrites the "Leaderboards" section of bench/RESULTS.md. Keys (one
 prefix per run) and the database are removed at the end whatever happens.
@@ -178,6 +179,16 @@ FROM generate_series(1, $2) AS g
 """
 
 
+_ROLLUP_SQL = """
+INSERT INTO informant_days (informant_id, day, province, city, county, institution_id,
+                            events, points, shares, share_views, posts)
+SELECT informant_id, day, coalesce(province, ''), coalesce(city, ''), coalesce(county, ''),
+       coalesce(institution_id, ''), count(*), sum(points), sum(shares), sum(share_views),
+       sum(posts)
+FROM events WHERE NOT late GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+
 def rebuild(args: argparse.Namespace, prefix: str, data_dir: Path) -> tuple[int, float, str]:
     import asyncpg  # noqa: PLC0415
 
@@ -190,7 +201,11 @@ def rebuild(args: argparse.Namespace, prefix: str, data_dir: Path) -> tuple[int,
             try:
                 # seven events a day for each informant, over ten days
                 await conn.execute(_REBUILD_SQL, max(1, args.events // 70), args.events)
+                # The daily rollups the credit path keeps as events land (here in one go,
+                # as migration 0003 backfills them).
+                await conn.execute(_ROLLUP_SQL)
                 await conn.execute("ANALYZE events")
+                await conn.execute("ANALYZE informant_days")
             finally:
                 await conn.close()
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.http.app import create_app
@@ -229,6 +230,23 @@ async def test_moves_bans_and_reversals(client: Client) -> None:
     assert await _board(client, "shares", f"institution:{inst2}") == {who: 1}
 
 
+ROLLUPS = """
+SELECT informant_id, day, province, city, county, institution_id, points, shares,
+       share_views, posts
+FROM informant_days
+"""
+FROM_EVENTS = """
+SELECT informant_id, day, coalesce(province, ''), coalesce(city, ''), coalesce(county, ''),
+       coalesce(institution_id, ''), sum(points), sum(shares), sum(share_views), sum(posts)
+FROM events e
+WHERE NOT late AND NOT EXISTS (
+    SELECT 1 FROM ledger_entries r WHERE r.kind = 'reversal' AND r.ref_id = e.event_id
+)
+GROUP BY 1, 2, 3, 4, 5, 6
+HAVING sum(points) + sum(shares) + sum(share_views) + sum(posts) > 0
+"""
+
+
 async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
     isolated_settings: Settings,
 ) -> None:
@@ -282,6 +300,12 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
     # The operator's side: a runtime of its own (as the CLI has), on the same storage.
     runtime = await Runtime.start(isolated_settings, CollectorRegistry())
     try:
+        # The daily rollups kept by every commit equal a GROUP BY over the event log.
+        async with runtime.ledger.engine.connect() as conn:
+            rolled = {tuple(r) for r in await conn.execute(text(ROLLUPS)) if any(r[6:])}
+            grouped = {tuple(r) for r in await conn.execute(text(FROM_EVENTS))}
+        assert rolled == grouped
+        assert rolled, "the workload credited something"
         everything = BoardFilter()
         assert await runtime.leaderboards.reconcile(everything) == []
         store = RedisBoards(runtime.redis, prefix=isolated_settings.redis_prefix)

@@ -37,6 +37,27 @@ class CreditWriter(Protocol):
     async def close(self) -> None: ...
 
 
+def _day_deltas(credits: Iterable[CreditWrite]) -> list[tuple[Any, ...]]:
+    """informant_days rows to add, summed per key: on-time events only."""
+    sums: dict[tuple[str, str, str, str, str, str], list[int]] = {}
+    for w in credits:
+        d = w.decision
+        if d.late:
+            continue
+        at = w.placement
+        key = (
+            w.event.informant_id, _sqlite_day(d.day), at.province or "", at.city or "",
+            at.county or "", at.institution or "",
+        )  # fmt: skip
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [1, d.p, d.c[0], d.c[1], d.c[2]]
+        else:
+            for n, v in enumerate((1, d.p, d.c[0], d.c[1], d.c[2])):
+                total[n] += v
+    return [(*key, *values) for key, values in sorted(sums.items())]
+
+
 def _balance_deltas(credits: Iterable[CreditWrite]) -> list[tuple[str, int]]:
     deltas: dict[str, int] = {}
     for w in credits:
@@ -67,7 +88,22 @@ WITH input AS (
            institution_id
     FROM input
     ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id, informant_id, action, points, day, rule_version
+    RETURNING event_id, informant_id, action, points, day, rule_version, late, shares,
+              share_views, posts, province, city, county, institution_id
+), days AS (
+    INSERT INTO informant_days (informant_id, day, province, city, county, institution_id,
+                                events, points, shares, share_views, posts)
+    SELECT informant_id, day, coalesce(province, ''), coalesce(city, ''),
+           coalesce(county, ''), coalesce(institution_id, ''), count(*), sum(points),
+           sum(shares), sum(share_views), sum(posts)
+    FROM inserted WHERE NOT late
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (informant_id, day, province, city, county, institution_id) DO UPDATE SET
+        events = informant_days.events + excluded.events,
+        points = informant_days.points + excluded.points,
+        shares = informant_days.shares + excluded.shares,
+        share_views = informant_days.share_views + excluded.share_views,
+        posts = informant_days.posts + excluded.posts
 ), entries AS (
     INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                                 rule_version, detail)
@@ -167,6 +203,17 @@ INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
 VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, ref_id) DO NOTHING
 """
+_SQLITE_DAYS: Final = """
+INSERT INTO informant_days (informant_id, day, province, city, county, institution_id,
+                            events, points, shares, share_views, posts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (informant_id, day, province, city, county, institution_id) DO UPDATE SET
+    events = events + excluded.events,
+    points = points + excluded.points,
+    shares = shares + excluded.shares,
+    share_views = share_views + excluded.share_views,
+    posts = posts + excluded.posts
+"""
 _SQLITE_BALANCE: Final = """
 INSERT INTO balances (informant_id, balance, earned, spent, updated_at)
 VALUES (?, ?, ?, 0, ?)
@@ -253,6 +300,7 @@ class SqliteCreditWriter:
                 ],
             )  # fmt: skip
             conn.executemany(_SQLITE_BALANCE, [(i, p, p, stamp) for i, p in _balance_deltas(new)])
+            conn.executemany(_SQLITE_DAYS, _day_deltas(new))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

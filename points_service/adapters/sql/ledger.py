@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, select
+from sqlalchemy import Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,7 +24,7 @@ from points_service.adapters.sql.credit_writers import (
     SqliteCreditWriter,
 )
 from points_service.adapters.sql.engine import create_engine, migrate
-from points_service.adapters.sql.tables import balances, events, ledger_entries
+from points_service.adapters.sql.tables import balances, events, informant_days, ledger_entries
 from points_service.domain.boards import Placement
 from points_service.domain.ledger import (
     CreditWrite,
@@ -169,9 +169,42 @@ class SqlLedger:
                 deltas[row["informant_id"]] = (b + points, earned + points, spent)
         if deltas:
             await self._add_balances(conn, deltas, now)
+        reversed_ids = [ref for kind, ref in inserted if kind == "reversal"]
+        if reversed_ids:
+            await self._take_back_days(conn, reversed_ids)
         return {
             key: WriteStatus.INSERTED if key in inserted else WriteStatus.EXISTING for key in rows
         }
+
+    async def _take_back_days(self, conn: AsyncConnection, event_ids: list[str]) -> None:
+        """A reversed event no longer counts in its informant's day (informant_days)."""
+        e = events.c
+        found = await conn.execute(
+            select(
+                e.informant_id, e.day, e.province, e.city, e.county, e.institution_id,
+                e.points, e.shares, e.share_views, e.posts,
+            ).where(e.event_id.in_(event_ids), e.late.is_(False))
+        )  # fmt: skip
+        d = informant_days.c
+        for row in found:
+            await conn.execute(
+                update(informant_days)
+                .where(
+                    d.informant_id == row.informant_id,
+                    d.day == row.day,
+                    d.province == (row.province or ""),
+                    d.city == (row.city or ""),
+                    d.county == (row.county or ""),
+                    d.institution_id == (row.institution_id or ""),
+                )
+                .values(
+                    events=d.events - 1,
+                    points=d.points - row.points,
+                    shares=d.shares - row.shares,
+                    share_views=d.share_views - row.share_views,
+                    posts=d.posts - row.posts,
+                )
+            )
 
     async def _add_balances(
         self, conn: AsyncConnection, deltas: dict[str, tuple[int, int, int]], now: datetime

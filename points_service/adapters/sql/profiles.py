@@ -5,16 +5,15 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.adapters.sql.ledger import upsert_for
 from points_service.adapters.sql.tables import (
     board_standings,
     closed_boards,
-    events,
+    informant_days,
     informants,
-    ledger_entries,
 )
 from points_service.domain.boards import Board, DayTotal, Placement
 from points_service.domain.profiles import Profile
@@ -83,36 +82,20 @@ class SqlLedgerTotals:
     async def informant_days(
         self, *, since_day: int | None = None, informant_id: str | None = None
     ) -> AsyncIterator[DayTotal]:
-        reversal = ledger_entries.alias("reversal")
-        e = events.c
-        query = (
-            select(
-                e.day,
-                e.informant_id,
-                e.province,
-                e.city,
-                e.county,
-                e.institution_id,
-                func.sum(e.points),
-                func.sum(e.shares),
-                func.sum(e.share_views),
-                func.sum(e.posts),
-            )
-            .where(
-                e.late.is_(False),
-                ~exists().where(reversal.c.kind == "reversal", reversal.c.ref_id == e.event_id),
-            )
-            .group_by(e.day, e.informant_id, e.province, e.city, e.county, e.institution_id)
-            .order_by(e.day)
-        )
+        """From the daily rollups (kept with every commit), not the event log."""
+        d = informant_days.c
+        query = select(
+            d.day, d.informant_id, d.province, d.city, d.county, d.institution_id,
+            d.points, d.shares, d.share_views, d.posts,
+        ).order_by(d.day)  # fmt: skip
         if since_day is not None:
-            query = query.where(e.day >= date.fromordinal(since_day))
+            query = query.where(d.day >= date.fromordinal(since_day))
         if informant_id is not None:
-            query = query.where(e.informant_id == informant_id)
+            query = query.where(d.informant_id == informant_id)
         else:
             query = query.where(
                 ~exists().where(
-                    informants.c.informant_id == e.informant_id, informants.c.status != "active"
+                    informants.c.informant_id == d.informant_id, informants.c.status != "active"
                 )
             )
         async with self._engine.connect() as conn:
@@ -121,20 +104,16 @@ class SqlLedgerTotals:
             # Whole partitions: one hop through SQLAlchemy's async bridge per 5,000 rows.
             async for rows in result.partitions():
                 for row in rows:
-                    points, shares, share_views, posts = (int(v or 0) for v in row[6:10])
                     values = {
-                        m: v
-                        for m, v in (
-                            ("points", points),
-                            ("shares", shares),
-                            ("share_views", share_views),
-                            ("posts", posts),
+                        m: int(v)
+                        for m, v in zip(
+                            ("points", "shares", "share_views", "posts"), row[6:10], strict=True
                         )
                         if v
                     }
                     if not values:
                         continue
-                    where = tuple(row[2:6])
+                    where = tuple(v or None for v in row[2:6])
                     placement = placements.get(where)
                     if placement is None:
                         placement = placements[where] = Placement(*where)

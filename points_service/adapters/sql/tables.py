@@ -101,6 +101,25 @@ balances = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# Per informant, day and placement ('' for none): what on-time, unreversed events added.
+# Kept in the commit that records the events (and the one that reverses them).
+informant_days = Table(
+    "informant_days",
+    metadata,
+    Column("informant_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("province", String(6), primary_key=True),
+    Column("city", String(6), primary_key=True),
+    Column("county", String(6), primary_key=True),
+    Column("institution_id", String(64), primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("shares", Integer, nullable=False),
+    Column("share_views", Integer, nullable=False),
+    Column("posts", Integer, nullable=False),
+    Index("ix_informant_days_day", "day"),
+)
+
 informants = Table(
     "informants",
     metadata,
