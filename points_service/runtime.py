@@ -13,11 +13,13 @@ from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import RuleFiles, load_board_dir
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
+from points_service.adapters.sql.institutions import SqlInstitutions
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
 from points_service.services.credit import Credits
+from points_service.services.institutions import Institutions
 from points_service.services.leaderboards import Leaderboards
 from points_service.services.profiles import Profiles
 from points_service.services.rulebook import RuleBook
@@ -40,6 +42,7 @@ class Runtime:
     metrics: Metrics
     leaderboards: Leaderboards
     profiles: Profiles
+    institutions: Institutions
     embedded: EmbeddedRedis | None = None
 
     @classmethod
@@ -89,6 +92,7 @@ class Runtime:
         )
         accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
+        institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
         return cls(
             settings,
             redis,
@@ -100,6 +104,7 @@ class Runtime:
             metrics,
             leaderboards,
             profiles,
+            institutions,
             embedded,
         )
 

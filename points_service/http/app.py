@@ -19,6 +19,7 @@ from points_service import __version__
 from points_service.adapters.logging import configure_logging
 from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
+from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.http.errors import exception_handlers
 from points_service.http.hot import PageCache
@@ -97,7 +98,9 @@ def _complete_openapi(app: Litestar) -> None:
     schemas = document.components.schemas
     if schemas is not None:
         schemas.update(twins.openapi_schema.components.schemas or {})
-        schemas.update(body_components(Event, EventBatch, RedemptionIn, ReversalIn, Profile))
+        schemas.update(
+            body_components(Event, EventBatch, RedemptionIn, ReversalIn, Profile, Institution)
+        )
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:

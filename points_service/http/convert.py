@@ -1,5 +1,6 @@
 """From use-case results to wire shapes."""
 
+from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.profiles import Profile
 from points_service.http.schemas import (
@@ -7,8 +8,12 @@ from points_service.http.schemas import (
     BoardOut,
     EntryOut,
     EventResult,
+    InstitutionOut,
     LedgerEntryOut,
     LineOut,
+    MemberOut,
+    MembersOut,
+    MemberTotalsOut,
     PeriodOut,
     PointsOut,
     ProfileOut,
@@ -18,6 +23,7 @@ from points_service.http.schemas import (
 )
 from points_service.services.account import PointsView
 from points_service.services.credit import Credited
+from points_service.services.institutions import MemberTable
 from points_service.services.leaderboards import Entry, Page, PeriodView, Ranks, Standing
 
 
@@ -121,4 +127,39 @@ def ranks_out(r: Ranks) -> RanksOut:
         period_out(r.period),
         r.members,
         [RankOut(x.informant_id, x.rank, x.score) for x in r.ranks],
+    )
+
+
+def institution_out(institution_id: str, i: Institution) -> InstitutionOut:
+    return InstitutionOut(institution_id, i.name, i.province, i.city, i.county, i.contact)
+
+
+def members_out(t: MemberTable) -> MembersOut:
+    return MembersOut(
+        institution_id=t.institution_id,
+        name=t.name,
+        period=period_out(t.period),
+        sort=t.sort,
+        order=t.order,
+        members=[
+            MemberOut(
+                r.informant_id,
+                r.name,
+                r.shares,
+                r.posts,
+                r.points,
+                r.share_views,
+                r.last_activity,
+            )
+            for r in t.rows
+        ],
+        totals=MemberTotalsOut(
+            t.totals.members,
+            t.totals.active,
+            t.totals.shares,
+            t.totals.posts,
+            t.totals.points,
+            t.totals.share_views,
+        ),
+        next_cursor=t.next_cursor,
     )

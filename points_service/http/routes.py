@@ -10,10 +10,13 @@ from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from points_service.domain.events import error_field
+from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.http.convert import (
     event_result,
+    institution_out,
     ledger_entry_out,
+    members_out,
     points_out,
     profile_out,
 )
@@ -28,7 +31,9 @@ from points_service.http.schemas import (
     BoardOut,
     ErrorOut,
     EventBatch,
+    InstitutionOut,
     LedgerOut,
+    MembersOut,
     PointsOut,
     ProfileOut,
     RanksOut,
@@ -40,6 +45,7 @@ from points_service.http.schemas import (
     StandingOut,
     batch_decoder,
     event_decoder,
+    institution_decoder,
     profile_decoder,
     redemption_decoder,
     reversal_decoder,
@@ -51,6 +57,7 @@ from points_service.services.rulebook import ReloadResult
 AnyRequest = Request[Any, Any, Any]
 _log = structlog.get_logger("points_service.rules")
 InformantPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+InstitutionPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
 EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128)]
 
 
@@ -215,6 +222,47 @@ async def leaderboard_ranks(
     raise NotImplementedError
 
 
+@put(
+    "/v1/institutions/{institution_id:str}",
+    status_code=200,
+    summary="Create or replace an institution",
+    operation_class=with_body(Institution),
+)
+async def put_institution(
+    request: AnyRequest, institution_id: InstitutionPath, body: RawBody
+) -> Response[InstitutionOut]:
+    data = _decode(institution_decoder, body)
+    created = await _rt(request).institutions.put(institution_id, data)
+    return Response(institution_out(institution_id, data), status_code=201 if created else 200)
+
+
+@get("/v1/institutions/{institution_id:str}", summary="An institution")
+async def get_institution(request: AnyRequest, institution_id: InstitutionPath) -> InstitutionOut:
+    return institution_out(institution_id, await _rt(request).institutions.get(institution_id))
+
+
+@get(
+    "/v1/institutions/{institution_id:str}/members",
+    summary="The member table: 姓名, 分享文章数, 发布动态总数, points, share views, last activity",
+)
+async def institution_members(
+    request: AnyRequest,
+    institution_id: InstitutionPath,
+    period: PeriodQuery = None,
+    sort: Annotated[
+        str,
+        QueryParameter(description="name, shares, posts, points, share_views or last_activity"),
+    ] = "shares",
+    order: Annotated[str | None, QueryParameter(description="asc or desc")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, QueryParameter(max_length=9)] = None,
+) -> MembersOut:
+    table = await _rt(request).institutions.members(
+        institution_id, period, sort, order, limit, cursor
+    )
+    return members_out(table)
+
+
 def _rules_out(rt: Runtime) -> RulesOut:
     current, last = rt.rules.current, rt.rules.last
     return RulesOut(
@@ -277,6 +325,9 @@ ROUTES = [
     reverse,
     put_profile,
     get_profile,
+    put_institution,
+    get_institution,
+    institution_members,
     *BOARD_ROUTES,  # http/hot.py: served as ASGI handlers, documented by the twins below
     rules_status,
     rules_reload,

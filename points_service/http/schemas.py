@@ -6,6 +6,7 @@ from typing import Annotated
 import msgspec
 
 from points_service.domain.events import ClientKey, Event
+from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
@@ -217,3 +218,47 @@ class RanksOut(msgspec.Struct):
     period: PeriodOut
     members: int
     ranks: list[RankOut]
+
+
+# --- institutions ---------------------------------------------------------------------
+
+institution_decoder = msgspec.json.Decoder(Institution)
+
+
+class InstitutionOut(msgspec.Struct):
+    institution_id: str
+    name: str
+    province: str | None
+    city: str | None
+    county: str | None
+    contact: str | None
+
+
+class MemberOut(msgspec.Struct):
+    informant_id: str
+    name: str | None  # 姓名
+    shares: int  # 分享文章数
+    posts: int  # 发布动态总数
+    points: int
+    share_views: int
+    last_activity: date | None  # the last programme day with a counted action
+
+
+class MemberTotalsOut(msgspec.Struct):
+    members: int
+    active: int  # members with a counted action in the period
+    shares: int
+    posts: int
+    points: int
+    share_views: int
+
+
+class MembersOut(msgspec.Struct):
+    institution_id: str
+    name: str
+    period: PeriodOut
+    sort: str
+    order: str
+    members: list[MemberOut]
+    totals: MemberTotalsOut
+    next_cursor: str | None

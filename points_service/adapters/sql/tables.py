@@ -139,6 +139,19 @@ informants = Table(
     Index("ix_informants_county", "county"),
 )
 
+institutions = Table(
+    "institutions",
+    metadata,
+    Column("institution_id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("province", String(6)),
+    Column("city", String(6)),
+    Column("county", String(6)),
+    Column("contact", String(128)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 closed_boards = Table(
     "closed_boards",
     metadata,

@@ -1,0 +1,118 @@
+"""Institutions in SQL, and their member tables aggregated from the daily rollups."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from points_service.adapters.sql.ledger import upsert_for
+from points_service.adapters.sql.tables import informant_days, informants, institutions
+from points_service.domain.institutions import Institution, MemberRow, MemberTotals
+
+_FIELDS = ("name", "province", "city", "county", "contact")
+
+
+class SqlInstitutions:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, institution_id: str) -> Institution | None:
+        query = select(*(institutions.c[f] for f in _FIELDS)).where(
+            institutions.c.institution_id == institution_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else Institution(**{f: getattr(row, f) for f in _FIELDS})
+
+    async def put(self, institution_id: str, institution: Institution, at: datetime) -> bool:
+        """Create or replace; True when it was created."""
+        values: dict[str, Any] = {f: getattr(institution, f) for f in _FIELDS}
+        async with self._engine.begin() as conn:
+            existed = (
+                await conn.execute(
+                    select(institutions.c.institution_id).where(
+                        institutions.c.institution_id == institution_id
+                    )
+                )
+            ).first() is not None
+            stmt = upsert_for(self._engine)(institutions).values(
+                institution_id=institution_id, created_at=at, updated_at=at, **values
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["institution_id"], set_={**values, "updated_at": at}
+                )
+            )
+        return not existed
+
+    async def members(
+        self,
+        institution_id: str,
+        first: date,
+        last: date,
+        sort: str,
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[MemberRow], MemberTotals]:
+        """Current members (their profile names the institution), with what they did for
+        it in [first, last]: one GROUP BY over the rollups, never the event log."""
+        d = informant_days.c
+        i = informants.c
+        in_period = and_(
+            d.informant_id == i.informant_id,
+            d.institution_id == institution_id,
+            d.day >= first,
+            d.day <= last,
+        )
+        ever = informant_days.alias("ever")
+        latest = (
+            select(func.max(ever.c.day))
+            .where(ever.c.informant_id == i.informant_id, ever.c.events > 0)
+            .correlate(informants)
+            .scalar_subquery()
+        )
+        sums = {
+            m: func.coalesce(func.sum(d[m]), 0).label(m)
+            for m in ("shares", "posts", "points", "share_views")
+        }
+        last_activity = latest.label("last_activity")
+        actions = func.coalesce(func.sum(d.events), 0).label("actions")
+        per_member = (
+            select(i.informant_id, i.name, *sums.values(), actions, last_activity)
+            .select_from(informants.outerjoin(informant_days, in_period))
+            .where(i.institution_id == institution_id)
+            .group_by(i.informant_id, i.name)
+        ).subquery()
+        column = per_member.c[sort]
+        order = column.desc() if descending else column.asc()
+        if sort == "last_activity":
+            order = order.nulls_last()
+        page = (
+            select(per_member)
+            .order_by(order, per_member.c.informant_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        totals = select(
+            func.count(),
+            func.count().filter(per_member.c.actions > 0),
+            *(func.coalesce(func.sum(per_member.c[m]), 0) for m in sums),
+        ).select_from(per_member)
+        async with self._engine.connect() as conn:
+            rows = [
+                MemberRow(
+                    r.informant_id, r.name, int(r.shares), int(r.posts), int(r.points),
+                    int(r.share_views), _as_date(r.last_activity),
+                )
+                for r in await conn.execute(page)
+            ]  # fmt: skip
+            t = (await conn.execute(totals)).one()
+        return rows, MemberTotals(*(int(v) for v in t))
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))  # SQLite hands back text from max()
