@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
-from points_service.adapters.rule_files import load_board_dir, load_rule_dir
+from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.domain.calendar import Calendar
 from points_service.domain.engine import InformantState, decide, plan_event
@@ -73,6 +73,7 @@ async def _migrate(settings: Settings) -> None:
 def _rules_check(directory: Path) -> int:
     try:
         rules = load_rule_dir(directory)
+        awards = load_award_file(directory)
     except RuleSetInvalid as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -80,7 +81,8 @@ def _rules_check(directory: Path) -> int:
         return 1
     print(
         f"ok: {len(rules.rules)} rules, {len(rules.featured)} featured lists, "
-        f"files {', '.join(rules.files)}, version {rules.version}"
+        f"files {', '.join(rules.files)}, version {rules.version}; "
+        f"awards {', '.join(awards) or 'none'}"
     )
     return 0
 

@@ -10,14 +10,15 @@ from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import RedisClient, connect
 from points_service.adapters.redis_state import RedisState
-from points_service.adapters.rule_files import RuleFiles, load_board_dir
+from points_service.adapters.rule_files import RuleFiles, load_award_file, load_board_dir
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
-from points_service.adapters.sql.institutions import SqlInstitutions
+from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
+from points_service.services.awards import Awards
 from points_service.services.credit import Credits
 from points_service.services.institutions import Institutions
 from points_service.services.leaderboards import Leaderboards
@@ -43,6 +44,7 @@ class Runtime:
     leaderboards: Leaderboards
     profiles: Profiles
     institutions: Institutions
+    awards: Awards
     embedded: EmbeddedRedis | None = None
 
     @classmethod
@@ -93,6 +95,7 @@ class Runtime:
         accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
+        awards = Awards(load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine))
         return cls(
             settings,
             redis,
@@ -105,6 +108,7 @@ class Runtime:
             leaderboards,
             profiles,
             institutions,
+            awards,
             embedded,
         )
 

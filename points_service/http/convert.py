@@ -1,10 +1,14 @@
 """From use-case results to wire shapes."""
 
+import csv
+import io
+
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.profiles import Profile
 from points_service.http.schemas import (
     ActionTodayOut,
+    AwardOut,
     BoardOut,
     EntryOut,
     EventResult,
@@ -14,6 +18,8 @@ from points_service.http.schemas import (
     MemberOut,
     MembersOut,
     MemberTotalsOut,
+    NominationOut,
+    NominationsOut,
     PeriodOut,
     PointsOut,
     ProfileOut,
@@ -22,6 +28,7 @@ from points_service.http.schemas import (
     StandingOut,
 )
 from points_service.services.account import PointsView
+from points_service.services.awards import Nominations
 from points_service.services.credit import Credited
 from points_service.services.institutions import MemberTable
 from points_service.services.leaderboards import Entry, Page, PeriodView, Ranks, Standing
@@ -163,3 +170,61 @@ def members_out(t: MemberTable) -> MembersOut:
         ),
         next_cursor=t.next_cursor,
     )
+
+
+# 名次, 信息员, 姓名, 省, 分享量, 分享被浏览量, 积分, 发布动态, 活跃天数, 活跃月数, 理由
+NOMINATION_COLUMNS = (
+    ("名次", "position"), ("信息员ID", "informant_id"), ("姓名", "name"), ("省", "province"),
+    ("分享量", "shares"), ("分享被浏览量", "share_views"), ("积分", "points"),
+    ("发布动态", "posts"), ("活跃天数", "active_days"), ("活跃月数", "active_months"),
+    ("理由", "reasons"),
+)  # fmt: skip
+
+
+def nominations_out(n: Nominations) -> NominationsOut:
+    a = n.award
+    return NominationsOut(
+        award=AwardOut(
+            a.id,
+            a.title,
+            a.title_zh,
+            a.rank_by,
+            list(a.tie_breaks),
+            {str(k): v for k, v in a.thresholds.items()},
+            a.limit,
+            a.national_quota,
+        ),
+        year=n.year,
+        scope=n.scope,
+        nominations=[
+            NominationOut(
+                r.position,
+                r.informant_id,
+                r.name,
+                r.province,
+                dict(r.metrics),
+                dict(r.thresholds_met),
+                r.placed_by,
+                list(r.reasons),
+            )
+            for r in n.rows
+        ],
+    )
+
+
+def nominations_csv(n: Nominations) -> bytes:
+    """UTF-8 with a BOM, so that Excel shows the Chinese headers and names."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([title for title, _ in NOMINATION_COLUMNS])
+    for r in n.rows:
+        row: list[object] = []
+        for _, key in NOMINATION_COLUMNS:
+            if key == "reasons":
+                row.append("; ".join(r.reasons))
+            elif key in r.metrics:
+                row.append(r.metrics[key])
+            else:
+                row.append(getattr(r, key) or "")
+        writer.writerow(row)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")

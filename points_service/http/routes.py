@@ -17,6 +17,8 @@ from points_service.http.convert import (
     institution_out,
     ledger_entry_out,
     members_out,
+    nominations_csv,
+    nominations_out,
     points_out,
     profile_out,
 )
@@ -263,6 +265,32 @@ async def institution_members(
     return members_out(table)
 
 
+@get(
+    "/v1/awards/{award:str}/nominations",
+    summary="Nominations for an award (top_ten, outstanding), each row with its reasons",
+)
+async def award_nominations(
+    request: AnyRequest,
+    award: Annotated[str, PathParameter(description="an award id of rules/awards.toml")],
+    year: Annotated[int, QueryParameter(ge=2000, le=2200)],
+    board_scope: Annotated[
+        str, QueryParameter(name="scope", description="all or province:CODE")
+    ] = "all",
+    format: Annotated[str, QueryParameter(description="json or csv")] = "json",
+) -> Response[Any]:
+    found = await _rt(request).awards.nominations(award, year, board_scope)
+    if format == "csv":
+        name = f"{award}-{year}.csv"
+        return Response(
+            nominations_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    if format != "json":
+        raise ApiError(422, "invalid", "format is json or csv", "format")
+    return Response(nominations_out(found))
+
+
 def _rules_out(rt: Runtime) -> RulesOut:
     current, last = rt.rules.current, rt.rules.last
     return RulesOut(
@@ -327,6 +355,7 @@ ROUTES = [
     get_profile,
     put_institution,
     get_institution,
+    award_nominations,
     institution_members,
     *BOARD_ROUTES,  # http/hot.py: served as ASGI handlers, documented by the twins below
     rules_status,

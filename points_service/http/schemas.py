@@ -262,3 +262,35 @@ class MembersOut(msgspec.Struct):
     members: list[MemberOut]
     totals: MemberTotalsOut
     next_cursor: str | None
+
+
+# --- awards ---------------------------------------------------------------------------
+
+
+class AwardOut(msgspec.Struct):
+    id: str
+    title: str
+    title_zh: str
+    rank_by: str
+    tie_breaks: list[str]
+    thresholds: dict[str, int]
+    limit: int | None
+    national_quota: int
+
+
+class NominationOut(msgspec.Struct):
+    position: int
+    informant_id: str
+    name: str | None
+    province: str | None
+    metrics: dict[str, int]
+    thresholds_met: dict[str, int]
+    placed_by: str | None  # the tie-break that placed it below the row above
+    reasons: list[str]
+
+
+class NominationsOut(msgspec.Struct):
+    award: AwardOut
+    year: int
+    scope: str
+    nominations: list[NominationOut]

@@ -1,13 +1,15 @@
-"""Institutions in SQL, and their member tables aggregated from the daily rollups."""
+"""Institutions in SQL, their member tables, and the awards' yearly totals: all
+aggregated from the daily rollups, never from the event log."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.adapters.sql.ledger import upsert_for
 from points_service.adapters.sql.tables import informant_days, informants, institutions
+from points_service.domain.awards import Candidate
 from points_service.domain.institutions import Institution, MemberRow, MemberTotals
 
 _FIELDS = ("name", "province", "city", "county", "contact")
@@ -116,3 +118,79 @@ def _as_date(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value))  # SQLite hands back text from max()
+
+
+class SqlAwardTotals:
+    """Per-informant totals of one year, from the daily rollups, for the awards."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def candidates(self, first: date, last: date, province: str | None) -> list[Candidate]:
+        d = informant_days.c
+        i = informants.c
+        active = case((d.events > 0, d.day))
+        month = func.extract("month", case((d.events > 0, d.day)))
+        query = (
+            select(
+                d.informant_id,
+                i.name,
+                i.province,
+                i.registered_at,
+                i.certified,
+                i.status,
+                func.sum(d.points),
+                func.sum(d.shares),
+                func.sum(d.share_views),
+                func.sum(d.posts),
+                func.count(distinct(active)),
+                func.count(distinct(month)),
+            )
+            .select_from(informant_days.outerjoin(informants, i.informant_id == d.informant_id))
+            .where(d.day >= first, d.day <= last)
+            .group_by(d.informant_id, i.name, i.province, i.registered_at, i.certified, i.status)
+        )
+        if province is not None:
+            query = query.where(d.province == province)
+        async with self._engine.connect() as conn:
+            rows = list(await conn.execute(query))
+        return [
+            Candidate(
+                informant_id=r[0],
+                name=r[1],
+                province=r[2],
+                registered_at=_aware(r[3]),
+                eligible=bool(r[4]) and r[5] == "active",
+                metrics=dict(
+                    zip(
+                        (
+                            "points",
+                            "shares",
+                            "share_views",
+                            "posts",
+                            "active_days",
+                            "active_months",
+                        ),
+                        (int(v or 0) for v in r[6:12]),
+                        strict=True,
+                    )
+                ),
+            )
+            for r in rows
+        ]
+
+    async def informants_by_province(self) -> dict[str, int]:
+        i = informants.c
+        query = (
+            select(i.province, func.count())
+            .where(i.status == "active", i.province.is_not(None))
+            .group_by(i.province)
+        )
+        async with self._engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in await conn.execute(query)}
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None or not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
