@@ -16,6 +16,7 @@ from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
+from points_service.adapters.sql.reports import SqlReports
 from points_service.domain.calendar import Calendar
 from points_service.services.account import Accounts
 from points_service.services.awards import Awards
@@ -23,6 +24,7 @@ from points_service.services.credit import Credits
 from points_service.services.institutions import Institutions
 from points_service.services.leaderboards import Leaderboards
 from points_service.services.profiles import Profiles
+from points_service.services.reports import Reports
 from points_service.services.rulebook import RuleBook
 from points_service.settings import Settings
 
@@ -45,6 +47,7 @@ class Runtime:
     profiles: Profiles
     institutions: Institutions
     awards: Awards
+    reports: Reports
     embedded: EmbeddedRedis | None = None
 
     @classmethod
@@ -96,6 +99,7 @@ class Runtime:
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
         awards = Awards(load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine))
+        reports = Reports(SqlReports(ledger.engine), leaderboards, utc_now)
         return cls(
             settings,
             redis,
@@ -109,6 +113,7 @@ class Runtime:
             profiles,
             institutions,
             awards,
+            reports,
             embedded,
         )
 

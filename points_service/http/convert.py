@@ -6,18 +6,22 @@ import io
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.profiles import Profile
+from points_service.domain.reports import DORMANT_DAYS, MEASURES, Figures
 from points_service.http.schemas import (
     ActionTodayOut,
     AwardOut,
     BoardOut,
+    ChildOut,
     EntryOut,
     EventResult,
+    FiguresOut,
     InstitutionOut,
     LedgerEntryOut,
     LineOut,
     MemberOut,
     MembersOut,
     MemberTotalsOut,
+    MonthlyReportOut,
     NominationOut,
     NominationsOut,
     PeriodOut,
@@ -32,6 +36,7 @@ from points_service.services.awards import Nominations
 from points_service.services.credit import Credited
 from points_service.services.institutions import MemberTable
 from points_service.services.leaderboards import Entry, Page, PeriodView, Ranks, Standing
+from points_service.services.reports import MonthlyReport
 
 
 def event_result(c: Credited) -> EventResult:
@@ -227,4 +232,37 @@ def nominations_csv(n: Nominations) -> bytes:
             else:
                 row.append(getattr(r, key) or "")
         writer.writerow(row)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _figures(f: Figures) -> FiguresOut:
+    return FiguresOut(**{m: f.get(m) for m in MEASURES})
+
+
+def report_out(r: MonthlyReport) -> MonthlyReportOut:
+    return MonthlyReportOut(
+        month=period_out(r.month),
+        kind=r.kind,
+        code=r.code,
+        level=r.level,
+        dormant_days=DORMANT_DAYS,
+        figures=_figures(r.figures),
+        children=[ChildOut(c.region, _figures(c.figures), dict(c.ranks)) for c in r.children],
+    )
+
+
+# 地区, 新注册, 累计注册, 活跃, 分享人数, 分享量, 分享被浏览量, 发布动态, 僵尸型, 重新激活
+REPORT_HEADERS = (
+    "地区", "新注册", "累计注册", "活跃信息员", "分享人数", "分享量", "分享被浏览量",
+    "发布动态", "僵尸型", "重新激活",
+)  # fmt: skip
+
+
+def report_csv(r: MonthlyReport) -> bytes:
+    """The region and its children, one row each, UTF-8 with a BOM for Excel."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_HEADERS)
+    for code, figures in [(r.code, r.figures), *((c.region, c.figures) for c in r.children)]:
+        writer.writerow([code, *(figures.get(m) for m in MEASURES)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

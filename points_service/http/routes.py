@@ -1,6 +1,7 @@
 """API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
 field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -21,6 +22,8 @@ from points_service.http.convert import (
     nominations_out,
     points_out,
     profile_out,
+    report_csv,
+    report_out,
 )
 from points_service.http.errors import ApiError, decode_error, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
@@ -279,16 +282,44 @@ async def award_nominations(
     format: Annotated[str, QueryParameter(description="json or csv")] = "json",
 ) -> Response[Any]:
     found = await _rt(request).awards.nominations(award, year, board_scope)
+    return _export(
+        format,
+        f"{award}-{year}.csv",
+        lambda: nominations_csv(found),
+        lambda: nominations_out(found),
+    )
+
+
+@get("/v1/reports/monthly", summary="The monthly progress report of a region or institution")
+async def monthly_report(
+    request: AnyRequest,
+    month: Annotated[str | None, QueryParameter(description="YYYY-MM; the current one")] = None,
+    region: Annotated[
+        str | None, QueryParameter(description="640000, 640100 or 640104: its children ranked")
+    ] = None,
+    institution: Annotated[str | None, QueryParameter(description="an institution id")] = None,
+    format: Annotated[str, QueryParameter(description="json or csv")] = "json",
+) -> Response[Any]:
+    report = await _rt(request).reports.monthly(month, region, institution)
+    name = f"report-{report.code}-{report.month.key.removeprefix('month:')}.csv"
+    return _export(format, name, lambda: report_csv(report), lambda: report_out(report))
+
+
+def _export(
+    format: str,
+    name: str,
+    as_csv: Callable[[], bytes],
+    as_json: Callable[[], Any],
+) -> Response[Any]:
     if format == "csv":
-        name = f"{award}-{year}.csv"
         return Response(
-            nominations_csv(found),
+            as_csv(),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     if format != "json":
         raise ApiError(422, "invalid", "format is json or csv", "format")
-    return Response(nominations_out(found))
+    return Response(as_json())
 
 
 def _rules_out(rt: Runtime) -> RulesOut:
@@ -356,6 +387,7 @@ ROUTES = [
     put_institution,
     get_institution,
     award_nominations,
+    monthly_report,
     institution_members,
     *BOARD_ROUTES,  # http/hot.py: served as ASGI handlers, documented by the twins below
     rules_status,

@@ -294,3 +294,34 @@ class NominationsOut(msgspec.Struct):
     year: int
     scope: str
     nominations: list[NominationOut]
+
+
+# --- reports --------------------------------------------------------------------------
+
+
+class FiguresOut(msgspec.Struct):
+    new_registrations: int
+    registrations: int
+    active: int
+    sharing: int
+    shares: int
+    share_views: int
+    posts: int
+    dormant: int
+    reactivated: int
+
+
+class ChildOut(msgspec.Struct):
+    region: str
+    figures: FiguresOut
+    ranks: dict[str, int]  # measure -> rank among the children (1 = most)
+
+
+class MonthlyReportOut(msgspec.Struct):
+    month: PeriodOut
+    kind: str  # region | institution
+    code: str
+    level: str  # province | city | county | institution
+    dormant_days: int
+    figures: FiguresOut
+    children: list[ChildOut]

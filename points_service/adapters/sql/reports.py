@@ -1,0 +1,107 @@
+"""The monthly report's figures: GROUP BYs over the daily rollups and the profiles."""
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from points_service.adapters.sql.tables import informant_days, informants
+from points_service.domain.reports import DORMANT_DAYS, Figures, region_level
+
+
+def _counted_in(where: tuple[str, str]) -> ColumnElement[bool]:
+    """Rollups counted in this region or institution."""
+    kind, code = where
+    column = "institution_id" if kind == "institution" else region_level(code)
+    return informant_days.c[column] == code
+
+
+def _belongs(where: tuple[str, str]) -> ColumnElement[bool]:
+    """Profiles that place the informant in this region or institution now."""
+    kind, code = where
+    column = "institution_id" if kind == "institution" else region_level(code)
+    return informants.c[column] == code
+
+
+class SqlReports:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def figures(
+        self, where: tuple[str, str], first: date, last: date, start: datetime, end: datetime
+    ) -> Figures:
+        """`where`: ("region", code) or ("institution", id); [first, last] the month's
+        programme days, [start, end) the same in real time."""
+        d, i = informant_days.c, informants.c
+        in_month = and_(_counted_in(where), d.day >= first, d.day <= last, d.events > 0)
+        activity = select(
+            func.count(distinct(d.informant_id)),
+            func.count(distinct(case((d.shares > 0, d.informant_id)))),
+            func.coalesce(func.sum(d.shares), 0),
+            func.coalesce(func.sum(d.share_views), 0),
+            func.coalesce(func.sum(d.posts), 0),
+        ).where(in_month)
+        registered = select(
+            func.count().filter(and_(i.registered_at >= start, i.registered_at < end)),
+            func.count().filter(i.registered_at < end),
+        ).where(_belongs(where))
+        async with self._engine.connect() as conn:
+            active, sharing, shares, views, posts = (await conn.execute(activity)).one()
+            new, total = (await conn.execute(registered)).one()
+            dormant_end = await self._dormant(conn, where, end, last)
+            dormant_start = await self._dormant_ids(conn, where, start, first - timedelta(days=1))
+            active_ids = {
+                r[0] for r in await conn.execute(select(d.informant_id).distinct().where(in_month))
+            }
+        return Figures(
+            new_registrations=int(new),
+            registrations=int(total),
+            active=int(active),
+            sharing=int(sharing),
+            shares=int(shares),
+            share_views=int(views),
+            posts=int(posts),
+            dormant=dormant_end,
+            reactivated=len(dormant_start & active_ids),
+        )
+
+    async def _dormant_ids(
+        self, conn: Any, where: tuple[str, str], moment: datetime, day: date
+    ) -> set[str]:
+        """Informants (placed here now) registered at least DORMANT_DAYS before `moment`
+        with no counted action in the DORMANT_DAYS up to programme day `day`."""
+        d, i = informant_days.c, informants.c
+        since = day - timedelta(days=DORMANT_DAYS - 1)
+        recent = (
+            select(d.informant_id)
+            .where(d.informant_id == i.informant_id, d.day >= since, d.day <= day, d.events > 0)
+            .correlate(informants)
+            .exists()
+        )
+        query = select(i.informant_id).where(
+            _belongs(where),
+            i.status == "active",
+            i.registered_at <= moment - timedelta(days=DORMANT_DAYS),
+            ~recent,
+        )
+        return {r[0] for r in await conn.execute(query)}
+
+    async def _dormant(self, conn: Any, where: tuple[str, str], end: datetime, last: date) -> int:
+        return len(await self._dormant_ids(conn, where, end, last))
+
+    async def children(self, code: str) -> list[str]:
+        """The cities of a province, or the counties of a city, that informants name."""
+        level = region_level(code)
+        if level == "county":
+            return []
+        child = "city" if level == "province" else "county"
+        i = informants.c
+        query = (
+            select(i[child])
+            .distinct()
+            .where(i[level] == code, i[child].is_not(None))
+            .order_by(i[child])
+        )
+        async with self._engine.connect() as conn:
+            return [r[0] for r in await conn.execute(query)]

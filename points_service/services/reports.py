@@ -1,0 +1,79 @@
+"""The monthly progress report per region or institution (科协 staff): registrations,
+activity, sharing, dormant and reactivated informants, and the region's children ranked
+on each measure. Computed from the ledger's daily rollups and the profiles."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from points_service.domain.boards import parse_scope
+from points_service.domain.periods import parse_period, period_of
+from points_service.domain.reports import ChildRow, Figures, rank_children, region_level
+from points_service.services.errors import InvalidInput
+from points_service.services.leaderboards import Leaderboards, PeriodView
+
+
+class ReportFigures(Protocol):
+    async def figures(
+        self, where: tuple[str, str], first: date, last: date, start: datetime, end: datetime
+    ) -> Figures: ...
+
+    async def children(self, code: str) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyReport:
+    month: PeriodView
+    kind: str  # region | institution
+    code: str
+    level: str  # province | city | county | institution
+    figures: Figures
+    children: list[ChildRow]
+
+
+class Reports:
+    def __init__(
+        self, figures: ReportFigures, boards: Leaderboards, clock: Callable[[], datetime]
+    ) -> None:
+        self._figures = figures
+        self._boards = boards  # for the programme calendar
+        self._clock = clock
+
+    async def monthly(
+        self, month: str | None, region: str | None, institution: str | None
+    ) -> MonthlyReport:
+        try:
+            period = (
+                parse_period(f"month:{month}")
+                if month
+                else period_of("month", self._boards.today())
+            )
+        except ValueError:
+            raise InvalidInput("month", "a month as YYYY-MM, e.g. 2026-11") from None
+        if (region is None) == (institution is None):
+            raise InvalidInput("region", "give a region code or an institution, not both")
+        view = self._boards.period_view(period)
+        start, end = view.start, view.end
+        assert start is not None, "a month is bounded"
+        assert end is not None, "a month is bounded"
+        first, last = date.fromordinal(period.first_day), date.fromordinal(period.last_day)
+        if institution is not None:
+            where = ("institution", institution)
+            figures = await self._figures.figures(where, first, last, start, end)
+            return MonthlyReport(view, "institution", institution, "institution", figures, [])
+        assert region is not None
+        level = region_level(region)
+        try:
+            parse_scope(f"{level}:{region}")  # the code's own shape
+        except ValueError:
+            raise InvalidInput(
+                "region", "a region code: six digits (640000, 640100, 640104)"
+            ) from None
+        figures = await self._figures.figures(("region", region), first, last, start, end)
+        children = {}
+        for child in await self._figures.children(region):
+            children[child] = await self._figures.figures(
+                ("region", child), first, last, start, end
+            )
+        return MonthlyReport(view, "region", region, level, figures, rank_children(children))
