@@ -1,12 +1,10 @@
 """From use-case results to wire shapes."""
 
-import csv
-import io
-
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.profiles import Profile
 from points_service.domain.reports import DORMANT_DAYS, MEASURES, Figures
+from points_service.http.exports import Cell
 from points_service.http.schemas import (
     ActionTodayOut,
     AwardOut,
@@ -217,22 +215,19 @@ def nominations_out(n: Nominations) -> NominationsOut:
     )
 
 
-def nominations_csv(n: Nominations) -> bytes:
-    """UTF-8 with a BOM, so that Excel shows the Chinese headers and names."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([title for title, _ in NOMINATION_COLUMNS])
+def nominations_table(n: Nominations) -> tuple[list[str], list[list[Cell]]]:
+    rows: list[list[Cell]] = []
     for r in n.rows:
-        row: list[object] = []
+        row: list[Cell] = []
         for _, key in NOMINATION_COLUMNS:
             if key == "reasons":
                 row.append("; ".join(r.reasons))
             elif key in r.metrics:
                 row.append(r.metrics[key])
             else:
-                row.append(getattr(r, key) or "")
-        writer.writerow(row)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+                row.append(getattr(r, key))
+        rows.append(row)
+    return [title for title, _ in NOMINATION_COLUMNS], rows
 
 
 def _figures(f: Figures) -> FiguresOut:
@@ -258,11 +253,10 @@ REPORT_HEADERS = (
 )  # fmt: skip
 
 
-def report_csv(r: MonthlyReport) -> bytes:
-    """The region and its children, one row each, UTF-8 with a BOM for Excel."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(REPORT_HEADERS)
-    for code, figures in [(r.code, r.figures), *((c.region, c.figures) for c in r.children)]:
-        writer.writerow([code, *(figures.get(m) for m in MEASURES)])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+def report_table(r: MonthlyReport) -> tuple[list[str], list[list[Cell]]]:
+    """The region (or institution) and its children, one row each."""
+    rows: list[list[Cell]] = [
+        [code, *(figures.get(m) for m in MEASURES)]
+        for code, figures in [(r.code, r.figures), *((c.region, c.figures) for c in r.children)]
+    ]
+    return list(REPORT_HEADERS), rows

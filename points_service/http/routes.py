@@ -1,7 +1,6 @@
 """API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
 field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -18,14 +17,15 @@ from points_service.http.convert import (
     institution_out,
     ledger_entry_out,
     members_out,
-    nominations_csv,
     nominations_out,
+    nominations_table,
     points_out,
     profile_out,
-    report_csv,
     report_out,
+    report_table,
 )
 from points_service.http.errors import ApiError, decode_error, error_response
+from points_service.http.exports import Cell, to_csv, to_xlsx
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import with_body
 from points_service.http.schemas import (
@@ -279,15 +279,10 @@ async def award_nominations(
     board_scope: Annotated[
         str, QueryParameter(name="scope", description="all or province:CODE")
     ] = "all",
-    format: Annotated[str, QueryParameter(description="json or csv")] = "json",
+    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
 ) -> Response[Any]:
     found = await _rt(request).awards.nominations(award, year, board_scope)
-    return _export(
-        format,
-        f"{award}-{year}.csv",
-        lambda: nominations_csv(found),
-        lambda: nominations_out(found),
-    )
+    return _export(format, f"{award}-{year}", nominations_table(found), nominations_out(found))
 
 
 @get("/v1/reports/monthly", summary="The monthly progress report of a region or institution")
@@ -298,28 +293,37 @@ async def monthly_report(
         str | None, QueryParameter(description="640000, 640100 or 640104: its children ranked")
     ] = None,
     institution: Annotated[str | None, QueryParameter(description="an institution id")] = None,
-    format: Annotated[str, QueryParameter(description="json or csv")] = "json",
+    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
 ) -> Response[Any]:
     report = await _rt(request).reports.monthly(month, region, institution)
-    name = f"report-{report.code}-{report.month.key.removeprefix('month:')}.csv"
-    return _export(format, name, lambda: report_csv(report), lambda: report_out(report))
+    name = f"report-{report.code}-{report.month.key.removeprefix('month:')}"
+    return _export(format, name, report_table(report), report_out(report))
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _export(
     format: str,
     name: str,
-    as_csv: Callable[[], bytes],
-    as_json: Callable[[], Any],
+    table: tuple[list[str], list[list[Cell]]],
+    as_json: Any,
 ) -> Response[Any]:
+    """JSON, or a download that opens in Excel (CSV with a BOM, or XLSX)."""
+    if format == "json":
+        return Response(as_json)
+    headers, rows = table
     if format == "csv":
-        return Response(
-            as_csv(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-    if format != "json":
-        raise ApiError(422, "invalid", "format is json or csv", "format")
-    return Response(as_json())
+        body, media = to_csv(headers, rows), "text/csv; charset=utf-8"
+    elif format == "xlsx":
+        body, media = to_xlsx(headers, rows, name), XLSX
+    else:
+        raise ApiError(422, "invalid", "format is json, csv or xlsx", "format")
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
+    )
 
 
 def _rules_out(rt: Runtime) -> RulesOut:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
+from openpyxl import load_workbook
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
@@ -98,6 +99,21 @@ async def test_nominations_from_an_imported_year(
         table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
         assert table[0][:3] == ["名次", "信息员ID", "姓名"]
         assert [row[1] for row in table[1:] if row[1].startswith(tag)] == outstanding
+
+        r = await client.get(
+            "/v1/awards/outstanding/nominations", params={"year": 2025, "format": "xlsx"}
+        )
+        assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+        sheet = load_workbook(io.BytesIO(r.content)).active
+        assert sheet.freeze_panes == "A2"
+        header = [cell.value for cell in sheet[1]]
+        assert header[:5] == ["名次", "信息员ID", "姓名", "省", "分享量"]
+        mine = [
+            row for row in sheet.iter_rows(min_row=2, values_only=True) if row[1].startswith(tag)
+        ]
+        assert [row[1] for row in mine] == outstanding
+        assert all(isinstance(row[4], int) for row in mine)  # numbers stored as numbers
+        assert sheet.column_dimensions["B"].width >= 8
 
         for path, params, status, field in (
             ("/v1/awards/karma/nominations", {"year": 2025}, 404, None),
