@@ -10,7 +10,12 @@ from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import RedisClient, connect
 from points_service.adapters.redis_state import RedisState
-from points_service.adapters.rule_files import RuleFiles, load_award_file, load_board_dir
+from points_service.adapters.rule_files import (
+    RuleFiles,
+    load_award_file,
+    load_board_dir,
+    load_population_file,
+)
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
@@ -99,7 +104,12 @@ class Runtime:
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
         awards = Awards(load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine))
-        reports = Reports(SqlReports(ledger.engine), leaderboards, utc_now)
+        reports = Reports(
+            SqlReports(ledger.engine),
+            leaderboards,
+            utc_now,
+            load_population_file(settings.rules_dir),
+        )
         return cls(
             settings,
             redis,

@@ -13,16 +13,23 @@ from pathlib import Path
 
 from points_service.domain.awards import Award, load_awards
 from points_service.domain.boards import BoardSet, build_board_set
+from points_service.domain.reports import load_population
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 # Files in the rules directory that other loaders read (not rule files).
-NOT_RULES = frozenset({"awards.toml"})
+NOT_RULES = frozenset({"awards.toml", "population.toml"})
 
 
 def read_rule_dir(directory: Path, skip: frozenset[str] = NOT_RULES) -> dict[str, bytes]:
     if not directory.is_dir():
         raise RuleSetInvalid([RuleProblem(str(directory), None, None, "not a directory")])
     return {p.name: p.read_bytes() for p in sorted(directory.glob("*.toml")) if p.name not in skip}
+
+
+def load_population_file(directory: Path) -> dict[str, int]:
+    """`population.toml` in the rules directory (none there: no per-capita figures)."""
+    path = directory / "population.toml"
+    return load_population(path.name, path.read_bytes()) if path.exists() else {}
 
 
 def load_award_file(directory: Path) -> dict[str, Award]:

@@ -1,7 +1,12 @@
 """The monthly progress report of a region (or an institution), and its children ranked."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Annotated, Final
+
+import msgspec
+
+from points_service.domain.rules import RuleProblem, RuleSetInvalid
 
 # The measures children are ranked on, most first.
 MEASURES: Final = (
@@ -44,18 +49,57 @@ class Figures:
         return value
 
 
+PER_10K: Final = "registrations_per_10k"
+
+
+def per_10k(figures: Figures, population: int | None) -> float | None:
+    if not population:
+        return None
+    return round(figures.registrations * 10_000 / population, 4)
+
+
 @dataclass(frozen=True, slots=True)
 class ChildRow:
     region: str
     figures: Figures
+    population: int | None = None
+    registrations_per_10k: float | None = None
     ranks: dict[str, int] = field(default_factory=dict)  # measure -> competition rank
 
 
-def rank_children(children: dict[str, Figures]) -> list[ChildRow]:
-    """Each child with its standard competition rank on every measure (most first)."""
-    rows = [ChildRow(code, figures) for code, figures in sorted(children.items())]
+def rank_children(
+    children: dict[str, Figures], population: Mapping[str, int] | None = None
+) -> list[ChildRow]:
+    """Each child with its standard competition rank on every measure (most first), and
+    on registrations per 10,000 residents where its population is known."""
+    people = population or {}
+    rows = [
+        ChildRow(code, figures, people.get(code), per_10k(figures, people.get(code)))
+        for code, figures in sorted(children.items())
+    ]
     for measure in MEASURES:
         values = sorted((row.figures.get(measure) for row in rows), reverse=True)
         for row in rows:
             row.ranks[measure] = values.index(row.figures.get(measure)) + 1
+    known = sorted(
+        (r.registrations_per_10k for r in rows if r.registrations_per_10k is not None), reverse=True
+    )
+    for row in rows:
+        if row.registrations_per_10k is not None:
+            row.ranks[PER_10K] = known.index(row.registrations_per_10k) + 1
     return rows
+
+
+def load_population(name: str, data: bytes) -> dict[str, int]:
+    """`population.toml`: `[population]` region code -> residents."""
+    try:
+        raw = msgspec.toml.decode(data, type=_PopulationFile)
+    except msgspec.DecodeError as exc:
+        raise RuleSetInvalid([RuleProblem(name, None, "population", str(exc))]) from exc
+    return dict(raw.population)
+
+
+class _PopulationFile(msgspec.Struct, forbid_unknown_fields=True):
+    population: dict[
+        Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")], Annotated[int, msgspec.Meta(gt=0)]
+    ]

@@ -242,21 +242,31 @@ def report_out(r: MonthlyReport) -> MonthlyReportOut:
         level=r.level,
         dormant_days=DORMANT_DAYS,
         figures=_figures(r.figures),
-        children=[ChildOut(c.region, _figures(c.figures), dict(c.ranks)) for c in r.children],
+        population=r.population,
+        registrations_per_10k=r.registrations_per_10k,
+        children=[
+            ChildOut(
+                c.region, _figures(c.figures), c.population, c.registrations_per_10k, dict(c.ranks)
+            )
+            for c in r.children
+        ],
     )
 
 
 # 地区, 新注册, 累计注册, 活跃, 分享人数, 分享量, 分享被浏览量, 发布动态, 僵尸型, 重新激活
 REPORT_HEADERS = (
     "地区", "新注册", "累计注册", "活跃信息员", "分享人数", "分享量", "分享被浏览量",
-    "发布动态", "僵尸型", "重新激活",
+    "发布动态", "僵尸型", "重新激活", "常住人口", "每万人注册",
 )  # fmt: skip
 
 
 def report_table(r: MonthlyReport) -> tuple[list[str], list[list[Cell]]]:
     """The region (or institution) and its children, one row each."""
     rows: list[list[Cell]] = [
-        [code, *(figures.get(m) for m in MEASURES)]
-        for code, figures in [(r.code, r.figures), *((c.region, c.figures) for c in r.children)]
+        [code, *(figures.get(m) for m in MEASURES), people, per]
+        for code, figures, people, per in [
+            (r.code, r.figures, r.population, r.registrations_per_10k),
+            *((c.region, c.figures, c.population, c.registrations_per_10k) for c in r.children),
+        ]
     ]
     return list(REPORT_HEADERS), rows

@@ -314,6 +314,8 @@ class FiguresOut(msgspec.Struct):
 class ChildOut(msgspec.Struct):
     region: str
     figures: FiguresOut
+    population: int | None  # from rules/population.toml
+    registrations_per_10k: float | None
     ranks: dict[str, int]  # measure -> rank among the children (1 = most)
 
 
@@ -324,4 +326,6 @@ class MonthlyReportOut(msgspec.Struct):
     level: str  # province | city | county | institution
     dormant_days: int
     figures: FiguresOut
+    population: int | None
+    registrations_per_10k: float | None
     children: list[ChildOut]

@@ -2,14 +2,20 @@
 activity, sharing, dormant and reactivated informants, and the region's children ranked
 on each measure. Computed from the ledger's daily rollups and the profiles."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
 from points_service.domain.boards import parse_scope
 from points_service.domain.periods import parse_period, period_of
-from points_service.domain.reports import ChildRow, Figures, rank_children, region_level
+from points_service.domain.reports import (
+    ChildRow,
+    Figures,
+    per_10k,
+    rank_children,
+    region_level,
+)
 from points_service.services.errors import InvalidInput
 from points_service.services.leaderboards import Leaderboards, PeriodView
 
@@ -30,12 +36,19 @@ class MonthlyReport:
     level: str  # province | city | county | institution
     figures: Figures
     children: list[ChildRow]
+    population: int | None = None
+    registrations_per_10k: float | None = None
 
 
 class Reports:
     def __init__(
-        self, figures: ReportFigures, boards: Leaderboards, clock: Callable[[], datetime]
+        self,
+        figures: ReportFigures,
+        boards: Leaderboards,
+        clock: Callable[[], datetime],
+        population: Mapping[str, int] | None = None,
     ) -> None:
+        self._population = dict(population or {})
         self._figures = figures
         self._boards = boards  # for the programme calendar
         self._clock = clock
@@ -76,4 +89,14 @@ class Reports:
             children[child] = await self._figures.figures(
                 ("region", child), first, last, start, end
             )
-        return MonthlyReport(view, "region", region, level, figures, rank_children(children))
+        people = self._population.get(region)
+        return MonthlyReport(
+            view,
+            "region",
+            region,
+            level,
+            figures,
+            rank_children(children, self._population),
+            people,
+            per_10k(figures, people),
+        )

@@ -66,6 +66,12 @@ async def test_the_monthly_report(isolated_settings: Settings, tmp_path: Path) -
         assert children["640100"]["ranks"]["active"] == 1
         assert children["640200"]["ranks"]["active"] == 2
         assert children["640100"]["ranks"]["shares"] == children["640200"]["ranks"]["shares"] == 1
+        # per 10,000 residents (rules/population.toml: Ningxia, 2020 census)
+        assert report["population"] == 7202654
+        assert children["640100"]["registrations_per_10k"] == round(3 * 10_000 / 2859074, 4)
+        assert children["640200"]["registrations_per_10k"] == round(1 * 10_000 / 751389, 4)
+        assert children["640200"]["ranks"]["registrations_per_10k"] == 1
+        assert children["640100"]["ranks"]["registrations_per_10k"] == 2
 
         r = await client.get("/v1/reports/monthly", params={"month": "2025-06", "institution": "X"})
         figures = r.json()["figures"]
