@@ -144,6 +144,29 @@ def institution_out(institution_id: str, i: Institution) -> InstitutionOut:
     return InstitutionOut(institution_id, i.name, i.province, i.city, i.county, i.contact)
 
 
+MEMBER_HEADERS = (
+    "姓名",
+    "信息员ID",
+    "分享文章数",
+    "发布动态总数",
+    "积分",
+    "分享被浏览量",
+    "最后活跃",
+)
+
+
+def members_table(t: MemberTable) -> tuple[list[str], list[list[Cell]]]:
+    """The seed's table (姓名, 分享文章数, 发布动态总数) with the other columns."""
+    rows: list[list[Cell]] = [
+        [
+            r.name, r.informant_id, r.shares, r.posts, r.points, r.share_views,
+            r.last_activity.isoformat() if r.last_activity else None,
+        ]
+        for r in t.rows
+    ]  # fmt: skip
+    return list(MEMBER_HEADERS), rows
+
+
 def members_out(t: MemberTable) -> MembersOut:
     return MembersOut(
         institution_id=t.institution_id,

@@ -17,6 +17,7 @@ from points_service.http.convert import (
     institution_out,
     ledger_entry_out,
     members_out,
+    members_table,
     nominations_out,
     nominations_table,
     points_out,
@@ -38,7 +39,6 @@ from points_service.http.schemas import (
     EventBatch,
     InstitutionOut,
     LedgerOut,
-    MembersOut,
     PointsOut,
     ProfileOut,
     RanksOut,
@@ -261,11 +261,13 @@ async def institution_members(
     order: Annotated[str | None, QueryParameter(description="asc or desc")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, QueryParameter(max_length=9)] = None,
-) -> MembersOut:
+    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
+) -> Response[Any]:
     table = await _rt(request).institutions.members(
         institution_id, period, sort, order, limit, cursor
     )
-    return members_out(table)
+    name = f"members-{institution_id}-{table.period.key.replace(':', '-')}"
+    return _export(format, name, members_table(table), members_out(table))
 
 
 @get(

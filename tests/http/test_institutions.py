@@ -1,9 +1,11 @@
 """Institutions and the admin's member table, through the API, on SQLite and PostgreSQL."""
 
+import io
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from litestar.testing import AsyncTestClient
+from openpyxl import load_workbook
 
 from tests.conftest import unique
 from tests.http.test_events_api import body
@@ -91,6 +93,17 @@ async def test_the_member_table(client: Client) -> None:
     ).json()
     assert [m["name"] for m in rest["members"]] == sorted(["甲", "乙", "丙"])[2:]
     assert rest["next_cursor"] is None
+
+    r = await client.get(
+        f"/v1/institutions/{inst}/members", params={"period": "day", "format": "xlsx"}
+    )
+    sheet = load_workbook(io.BytesIO(r.content)).active
+    assert [c.value for c in sheet[1]][:4] == ["姓名", "信息员ID", "分享文章数", "发布动态总数"]
+    assert [row[:4] for row in sheet.iter_rows(min_row=2, values_only=True)] == [
+        ("甲", a, 2, 1), ("乙", b, 1, 0), ("丙", c, 0, 0),
+    ]  # fmt: skip
+    r = await client.get(f"/v1/institutions/{inst}/members", params={"format": "csv"})
+    assert r.content.startswith(b"\xef\xbb\xbf")
 
     # a member who moves to another institution leaves this table
     await client.put(f"/v1/informants/{b}", json={"name": "乙", "institution_id": elsewhere})
