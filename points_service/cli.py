@@ -21,10 +21,11 @@ from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
 from points_service.runtime import Runtime
-from points_service.services.errors import InvalidInput
+from points_service.services.errors import InvalidInput, NotFound
 from points_service.services.imports import Imports, ProfileImport
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
+from points_service.spreadsheets import Cell, nominations_table, report_table, to_csv, to_xlsx
 
 
 def _serve(settings: Settings) -> int:
@@ -307,6 +308,51 @@ async def _import_informants(settings: Settings, source: Path, show: int) -> int
     )
 
 
+def _write_table(
+    table: tuple[list[str], list[list[Cell]]], fmt: str, output: Path, title: str
+) -> None:
+    headers, rows = table
+    data = to_xlsx(headers, rows, title) if fmt == "xlsx" else to_csv(headers, rows)
+    output.write_bytes(data)
+    print(f"{output}: {len(rows)} rows")
+
+
+async def _awards_export(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        found = await runtime.awards.nominations(args.award, args.year, args.scope)
+    finally:
+        await runtime.stop()
+    name = f"{args.award}-{args.year}"
+    _write_table(
+        nominations_table(found), args.format, args.output or Path(f"{name}.{args.format}"), name
+    )
+    return 0
+
+
+async def _reports_export(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        report = await runtime.reports.monthly(args.month, args.region, args.institution)
+    finally:
+        await runtime.stop()
+    name = f"report-{report.code}-{report.month.key.removeprefix('month:')}"
+    _write_table(
+        report_table(report), args.format, args.output or Path(f"{name}.{args.format}"), name
+    )
+    return 0
+
+
+def _exports(settings: Settings, args: argparse.Namespace) -> int:
+    run = _awards_export if args.command == "awards" else _reports_export
+    try:
+        return asyncio.run(run(settings, args))
+    except (InvalidInput, NotFound) as exc:
+        where = f"--{exc.field}: " if isinstance(exc, InvalidInput) else ""
+        print(f"error: {where}{exc}", file=sys.stderr)
+        return 2
+
+
 def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", help="points, shares, share_views or posts (default: all)")
     parser.add_argument("--scope", help="all, province, city, county or institution")
@@ -344,6 +390,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     people = sub.add_parser("import-informants", help="informant profiles (JSON Lines or CSV)")
     people.add_argument("file", type=Path, help="a .csv file, or JSON Lines (- for stdin)")
     people.add_argument("--show", type=int, default=50, help="rejected lines to print")
+    awards = sub.add_parser("awards", help="award nominations").add_subparsers(
+        dest="awards", required=True
+    )
+    award_export = awards.add_parser("export", help="nominations as CSV or XLSX")
+    award_export.add_argument("award", help="an award of rules/awards.toml, e.g. top_ten")
+    award_export.add_argument("--year", type=int, required=True)
+    award_export.add_argument("--scope", default="all", help="all or province:CODE")
+    award_export.add_argument("--format", choices=("csv", "xlsx"), default="xlsx")
+    award_export.add_argument("--output", type=Path, help="the file (default: in .)")
+    reports = sub.add_parser("reports", help="monthly reports").add_subparsers(
+        dest="reports", required=True
+    )
+    report_export = reports.add_parser("export", help="a monthly report as CSV or XLSX")
+    report_export.add_argument("--month", help="YYYY-MM (default: the current one)")
+    report_export.add_argument("--region", help="640000, 640100 or 640104")
+    report_export.add_argument("--institution", help="an institution id")
+    report_export.add_argument("--format", choices=("csv", "xlsx"), default="xlsx")
+    report_export.add_argument("--output", type=Path, help="the file (default: in .)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
@@ -371,6 +435,8 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "rules": _rules,
     "leaderboards": _leaderboards,
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
+    "awards": _exports,
+    "reports": _exports,
     "import-informants": lambda s, a: asyncio.run(_import_informants(s, a.file, a.show)),
 }
 

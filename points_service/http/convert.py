@@ -4,7 +4,6 @@ from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.profiles import Profile
 from points_service.domain.reports import DORMANT_DAYS, MEASURES, Figures
-from points_service.http.exports import Cell
 from points_service.http.schemas import (
     ActionTodayOut,
     AwardOut,
@@ -144,29 +143,6 @@ def institution_out(institution_id: str, i: Institution) -> InstitutionOut:
     return InstitutionOut(institution_id, i.name, i.province, i.city, i.county, i.contact)
 
 
-MEMBER_HEADERS = (
-    "姓名",
-    "信息员ID",
-    "分享文章数",
-    "发布动态总数",
-    "积分",
-    "分享被浏览量",
-    "最后活跃",
-)
-
-
-def members_table(t: MemberTable) -> tuple[list[str], list[list[Cell]]]:
-    """The seed's table (姓名, 分享文章数, 发布动态总数) with the other columns."""
-    rows: list[list[Cell]] = [
-        [
-            r.name, r.informant_id, r.shares, r.posts, r.points, r.share_views,
-            r.last_activity.isoformat() if r.last_activity else None,
-        ]
-        for r in t.rows
-    ]  # fmt: skip
-    return list(MEMBER_HEADERS), rows
-
-
 def members_out(t: MemberTable) -> MembersOut:
     return MembersOut(
         institution_id=t.institution_id,
@@ -196,15 +172,6 @@ def members_out(t: MemberTable) -> MembersOut:
         ),
         next_cursor=t.next_cursor,
     )
-
-
-# 名次, 信息员, 姓名, 省, 分享量, 分享被浏览量, 积分, 发布动态, 活跃天数, 活跃月数, 理由
-NOMINATION_COLUMNS = (
-    ("名次", "position"), ("信息员ID", "informant_id"), ("姓名", "name"), ("省", "province"),
-    ("分享量", "shares"), ("分享被浏览量", "share_views"), ("积分", "points"),
-    ("发布动态", "posts"), ("活跃天数", "active_days"), ("活跃月数", "active_months"),
-    ("理由", "reasons"),
-)  # fmt: skip
 
 
 def nominations_out(n: Nominations) -> NominationsOut:
@@ -238,21 +205,6 @@ def nominations_out(n: Nominations) -> NominationsOut:
     )
 
 
-def nominations_table(n: Nominations) -> tuple[list[str], list[list[Cell]]]:
-    rows: list[list[Cell]] = []
-    for r in n.rows:
-        row: list[Cell] = []
-        for _, key in NOMINATION_COLUMNS:
-            if key == "reasons":
-                row.append("; ".join(r.reasons))
-            elif key in r.metrics:
-                row.append(r.metrics[key])
-            else:
-                row.append(getattr(r, key))
-        rows.append(row)
-    return [title for title, _ in NOMINATION_COLUMNS], rows
-
-
 def _figures(f: Figures) -> FiguresOut:
     return FiguresOut(**{m: f.get(m) for m in MEASURES})
 
@@ -274,22 +226,3 @@ def report_out(r: MonthlyReport) -> MonthlyReportOut:
             for c in r.children
         ],
     )
-
-
-# 地区, 新注册, 累计注册, 活跃, 分享人数, 分享量, 分享被浏览量, 发布动态, 僵尸型, 重新激活
-REPORT_HEADERS = (
-    "地区", "新注册", "累计注册", "活跃信息员", "分享人数", "分享量", "分享被浏览量",
-    "发布动态", "僵尸型", "重新激活", "常住人口", "每万人注册",
-)  # fmt: skip
-
-
-def report_table(r: MonthlyReport) -> tuple[list[str], list[list[Cell]]]:
-    """The region (or institution) and its children, one row each."""
-    rows: list[list[Cell]] = [
-        [code, *(figures.get(m) for m in MEASURES), people, per]
-        for code, figures, people, per in [
-            (r.code, r.figures, r.population, r.registrations_per_10k),
-            *((c.region, c.figures, c.population, c.registrations_per_10k) for c in r.children),
-        ]
-    ]
-    return list(REPORT_HEADERS), rows

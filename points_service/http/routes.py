@@ -17,16 +17,12 @@ from points_service.http.convert import (
     institution_out,
     ledger_entry_out,
     members_out,
-    members_table,
     nominations_out,
-    nominations_table,
     points_out,
     profile_out,
     report_out,
-    report_table,
 )
 from points_service.http.errors import ApiError, decode_error, error_response
-from points_service.http.exports import Cell, to_csv, to_xlsx
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import with_body
 from points_service.http.schemas import (
@@ -58,6 +54,14 @@ from points_service.http.schemas import (
 from points_service.runtime import Runtime
 from points_service.services.credit import Credited, Rejected
 from points_service.services.rulebook import ReloadResult
+from points_service.spreadsheets import (
+    Cell,
+    members_table,
+    nominations_table,
+    report_table,
+    to_csv,
+    to_xlsx,
+)
 
 AnyRequest = Request[Any, Any, Any]
 _log = structlog.get_logger("points_service.rules")

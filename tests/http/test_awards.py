@@ -73,6 +73,18 @@ async def test_nominations_from_an_imported_year(
         key=lambda w: (-2 * shares[w], registered[w], w),
     )
 
+    # the command line writes the same table to a file
+    out = tmp_path / "outstanding.xlsx"
+    done = cli(isolated_settings, "awards", "export", "outstanding", "--year", "2025",
+               "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sheet = load_workbook(out).active
+    assert [r[1] for r in sheet.iter_rows(min_row=2, values_only=True) if r[1].startswith(tag)] == (
+        outstanding
+    )
+    bad = cli(isolated_settings, "awards", "export", "karma", "--year", "2025")
+    assert bad.returncode == 2 and "karma" in bad.stderr
+
     app = create_app(isolated_settings, CollectorRegistry())
     async with AsyncTestClient(app, timeout=60) as client:
         got = (await client.get("/v1/awards/top_ten/nominations", params={"year": 2025})).json()

@@ -45,6 +45,13 @@ async def test_the_monthly_report(isolated_settings: Settings, tmp_path: Path) -
     (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
     assert cli(isolated_settings, "import", str(tmp_path / "events.jsonl")).returncode == 0
 
+    out = tmp_path / "june.csv"
+    done = cli(isolated_settings, "reports", "export", "--month", "2025-06", "--region",
+               "640000", "--format", "csv", "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    exported = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert [row[0] for row in exported[1:]] == ["640000", "640100", "640200"]
+
     app = create_app(isolated_settings, CollectorRegistry())
     async with AsyncTestClient(app, timeout=60) as client:
         r = await client.get("/v1/reports/monthly", params={"month": "2025-06", "region": "640000"})
