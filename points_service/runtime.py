@@ -15,6 +15,7 @@ from points_service.adapters.rule_files import (
     load_award_file,
     load_board_dir,
     load_population_file,
+    load_target_file,
 )
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
@@ -109,6 +110,7 @@ class Runtime:
             leaderboards,
             utc_now,
             load_population_file(settings.rules_dir),
+            load_target_file(settings.rules_dir),
         )
         return cls(
             settings,

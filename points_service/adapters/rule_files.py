@@ -13,11 +13,11 @@ from pathlib import Path
 
 from points_service.domain.awards import Award, load_awards
 from points_service.domain.boards import BoardSet, build_board_set
-from points_service.domain.reports import load_population
+from points_service.domain.reports import load_population, load_targets
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 # Files in the rules directory that other loaders read (not rule files).
-NOT_RULES = frozenset({"awards.toml", "population.toml"})
+NOT_RULES = frozenset({"awards.toml", "population.toml", "targets.toml"})
 
 
 def read_rule_dir(directory: Path, skip: frozenset[str] = NOT_RULES) -> dict[str, bytes]:
@@ -30,6 +30,12 @@ def load_population_file(directory: Path) -> dict[str, int]:
     """`population.toml` in the rules directory (none there: no per-capita figures)."""
     path = directory / "population.toml"
     return load_population(path.name, path.read_bytes()) if path.exists() else {}
+
+
+def load_target_file(directory: Path) -> dict[str, int]:
+    """`targets.toml` in the rules directory (none there: no progress in reports)."""
+    path = directory / "targets.toml"
+    return load_targets(path.name, path.read_bytes()) if path.exists() else {}
 
 
 def load_award_file(directory: Path) -> dict[str, Award]:

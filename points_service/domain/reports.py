@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -88,6 +88,32 @@ def rank_children(
         if row.registrations_per_10k is not None:
             row.ranks[PER_10K] = known.index(row.registrations_per_10k) + 1
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Year to date, against the programme's yearly targets."""
+
+    registrations: int  # registered from 1 January to the month's end
+    shares: int
+    informants_at_share_target: int  # informants with at least `shares_per_informant`
+    targets: Mapping[str, int]
+
+
+class _TargetFile(msgspec.Struct, forbid_unknown_fields=True):
+    targets: dict[
+        Literal["registrations", "shares", "shares_per_informant"],
+        Annotated[int, msgspec.Meta(gt=0)],
+    ]
+
+
+def load_targets(name: str, data: bytes) -> dict[str, int]:
+    """`targets.toml`: `[targets]` registrations, shares, shares_per_informant."""
+    try:
+        raw = msgspec.toml.decode(data, type=_TargetFile)
+    except msgspec.DecodeError as exc:
+        raise RuleSetInvalid([RuleProblem(name, None, "targets", str(exc))]) from exc
+    return {str(k): v for k, v in raw.targets.items()}
 
 
 def load_population(name: str, data: bytes) -> dict[str, int]:

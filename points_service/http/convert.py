@@ -24,6 +24,7 @@ from points_service.http.schemas import (
     PeriodOut,
     PointsOut,
     ProfileOut,
+    ProgressOut,
     RankOut,
     RanksOut,
     StandingOut,
@@ -219,6 +220,16 @@ def report_out(r: MonthlyReport) -> MonthlyReportOut:
         figures=_figures(r.figures),
         population=r.population,
         registrations_per_10k=r.registrations_per_10k,
+        progress=(
+            ProgressOut(
+                r.progress.registrations,
+                r.progress.shares,
+                r.progress.informants_at_share_target,
+                dict(r.progress.targets),
+            )
+            if r.progress
+            else None
+        ),
         children=[
             ChildOut(
                 c.region, _figures(c.figures), c.population, c.registrations_per_10k, dict(c.ranks)

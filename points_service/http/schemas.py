@@ -319,6 +319,15 @@ class ChildOut(msgspec.Struct):
     ranks: dict[str, int]  # measure -> rank among the children (1 = most)
 
 
+class ProgressOut(msgspec.Struct):
+    """Year to date, against the yearly targets of rules/targets.toml."""
+
+    registrations: int
+    shares: int
+    informants_at_share_target: int
+    targets: dict[str, int]
+
+
 class MonthlyReportOut(msgspec.Struct):
     month: PeriodOut
     kind: str  # region | institution
@@ -328,4 +337,5 @@ class MonthlyReportOut(msgspec.Struct):
     figures: FiguresOut
     population: int | None
     registrations_per_10k: float | None
+    progress: ProgressOut | None
     children: list[ChildOut]

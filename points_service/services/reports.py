@@ -8,10 +8,11 @@ from datetime import date, datetime
 from typing import Protocol
 
 from points_service.domain.boards import parse_scope
-from points_service.domain.periods import parse_period, period_of
+from points_service.domain.periods import Period, parse_period, period_of
 from points_service.domain.reports import (
     ChildRow,
     Figures,
+    Progress,
     per_10k,
     rank_children,
     region_level,
@@ -27,6 +28,16 @@ class ReportFigures(Protocol):
 
     async def children(self, code: str) -> list[str]: ...
 
+    async def year_to_date(
+        self,
+        where: tuple[str, str],
+        first: date,
+        last: date,
+        start: datetime,
+        end: datetime,
+        per_informant: int,
+    ) -> tuple[int, int, int]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class MonthlyReport:
@@ -38,6 +49,7 @@ class MonthlyReport:
     children: list[ChildRow]
     population: int | None = None
     registrations_per_10k: float | None = None
+    progress: Progress | None = None  # year to date, when targets are set
 
 
 class Reports:
@@ -47,7 +59,9 @@ class Reports:
         boards: Leaderboards,
         clock: Callable[[], datetime],
         population: Mapping[str, int] | None = None,
+        targets: Mapping[str, int] | None = None,
     ) -> None:
+        self._targets = dict(targets or {})
         self._population = dict(population or {})
         self._figures = figures
         self._boards = boards  # for the programme calendar
@@ -99,4 +113,23 @@ class Reports:
             rank_children(children, self._population),
             people,
             per_10k(figures, people),
+            await self._progress(("region", region), period, end),
         )
+
+    async def _progress(
+        self, where: tuple[str, str], month: Period, end: datetime
+    ) -> Progress | None:
+        if not self._targets:
+            return None
+        year = period_of("year", month.first_day)
+        start = self._boards.period_view(year).start
+        assert start is not None, "a year is bounded"
+        registered, shares, reached = await self._figures.year_to_date(
+            where,
+            date.fromordinal(year.first_day),
+            date.fromordinal(month.last_day),
+            start,
+            end,
+            self._targets.get("shares_per_informant", 310),
+        )
+        return Progress(registered, shares, reached, dict(self._targets))

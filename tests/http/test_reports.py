@@ -64,6 +64,13 @@ async def test_the_monthly_report(isolated_settings: Settings, tmp_path: Path) -
             "shares": 2, "share_views": 0, "posts": 1, "dormant": 1, "reactivated": 2,
         }  # fmt: skip
         # p4 was dormant too on 1 June (registered in February, never active since)
+        # year to date (1 January to 30 June) against rules/targets.toml
+        assert report["progress"] == {
+            "registrations": 2,  # p4 in February and p1 in June 2025
+            "shares": 3,  # p2 in January, p1 and p4 in June
+            "informants_at_share_target": 0,
+            "targets": {"registrations": 100000, "shares": 20000000, "shares_per_informant": 310},
+        }
         children = {c["region"]: c for c in report["children"]}
         assert set(children) == {"640100", "640200"}
         assert children["640100"]["figures"] == {

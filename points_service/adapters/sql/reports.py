@@ -90,6 +90,43 @@ class SqlReports:
     async def _dormant(self, conn: Any, where: tuple[str, str], end: datetime, last: date) -> int:
         return len(await self._dormant_ids(conn, where, end, last))
 
+    async def year_to_date(
+        self,
+        where: tuple[str, str],
+        first: date,
+        last: date,
+        start: datetime,
+        end: datetime,
+        per_informant: int,
+    ) -> tuple[int, int, int]:
+        """(registrations, shares, informants with at least `per_informant` shares) from
+        programme day `first` (1 January) to `last`; [start, end) the same in real time."""
+        d, i = informant_days.c, informants.c
+        in_year = and_(_counted_in(where), d.day >= first, d.day <= last)
+        per = (
+            select(d.informant_id, func.sum(d.shares).label("shares"))
+            .where(in_year)
+            .group_by(d.informant_id)
+            .subquery()
+        )
+        async with self._engine.connect() as conn:
+            registered = (
+                await conn.execute(
+                    select(func.count()).where(
+                        _belongs(where), i.registered_at >= start, i.registered_at < end
+                    )
+                )
+            ).scalar_one()
+            shares = (
+                await conn.execute(select(func.coalesce(func.sum(d.shares), 0)).where(in_year))
+            ).scalar_one()
+            reached = (
+                await conn.execute(
+                    select(func.count()).select_from(per).where(per.c.shares >= per_informant)
+                )
+            ).scalar_one()
+        return int(registered), int(shares), int(reached)
+
     async def children(self, code: str) -> list[str]:
         """The cities of a province, or the counties of a city, that informants name."""
         level = region_level(code)
