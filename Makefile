@@ -35,6 +35,8 @@ test: lint typecheck contracts
 bench: $(STAMP)
 	$(BIN)/python bench/credit_load.py
 	$(BIN)/python bench/board_load.py
+	$(BIN)/python bench/import_load.py
+	$(BIN)/python bench/report_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
