@@ -16,6 +16,7 @@ from typing import Annotated, Final, Literal, NamedTuple, get_args
 import msgspec
 
 from points_service.domain.actions import COUNTERS
+from points_service.domain.events import ID_PATTERN
 from points_service.domain.periods import PERIOD_KINDS, Period, PeriodKind, periods_of
 from points_service.domain.rules import RuleProblem, RuleSetInvalid, decode_document
 
@@ -26,7 +27,7 @@ SCOPE_KINDS: Final[tuple[str, ...]] = get_args(ScopeKind)
 REGION_KINDS: Final = ("province", "city", "county")
 
 _REGION = re.compile(r"^\d{6}$")
-_INSTITUTION = re.compile(r"^[A-Za-z0-9_.@:\-]{1,64}$")
+_INSTITUTION = re.compile(ID_PATTERN)
 
 
 def _problem(file: str, board: str | None, fld: str | None, message: str) -> RuleProblem:

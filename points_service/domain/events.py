@@ -11,7 +11,10 @@ from points_service.domain.actions import REQUIRED_FIELDS, Action
 
 # Ids are spliced into Redis key names after the hash tag, so informant ids exclude
 # braces (which would move the tag) and whitespace; event ids are only ever values.
-InformantId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+# Informant and institution ids: no braces (they would move a Redis hash tag), no '|'
+# (it separates a board's parts), no spaces.
+ID_PATTERN: Final = r"^[A-Za-z0-9_.@:\-]{1,64}$"
+InformantId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 ClientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 RefId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]

@@ -11,6 +11,7 @@ from typing import Annotated, Final, Literal, get_args
 import msgspec
 
 from points_service.domain.boards import Placement, region_problems
+from points_service.domain.events import ID_PATTERN
 
 Status = Literal["active", "hidden", "banned"]
 STATUSES: Final[tuple[str, ...]] = get_args(Status)
@@ -19,7 +20,7 @@ InformantType = Literal["national", "provincial", "city", "county", "township", 
 INFORMANT_TYPES: Final[tuple[str, ...]] = get_args(InformantType)
 
 Region = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
-InstitutionId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+InstitutionId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from litestar import asgi, post
 from litestar.params import RawBody
 from litestar.types import Receive, Scope, Send
 
-from points_service.domain.events import Event
+from points_service.domain.events import ID_PATTERN, Event
 from points_service.http.convert import board_out, event_result, ranks_out, standing_out
 from points_service.http.errors import ApiError, decode_error
 from points_service.http.openapi import with_body
@@ -38,7 +38,7 @@ MAX_EVENT_BYTES = 64 * 1024
 
 _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
-INFORMANT_ID = re.compile(r"^[A-Za-z0-9_.@:\-]{1,64}$")
+INFORMANT_ID = re.compile(ID_PATTERN)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter, RawBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from points_service.domain.events import error_field
+from points_service.domain.events import ID_PATTERN, error_field
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.http.convert import (
@@ -65,8 +65,8 @@ from points_service.spreadsheets import (
 
 AnyRequest = Request[Any, Any, Any]
 _log = structlog.get_logger("points_service.rules")
-InformantPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
-InstitutionPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+InformantPath = Annotated[str, PathParameter(pattern=ID_PATTERN)]
+InstitutionPath = Annotated[str, PathParameter(pattern=ID_PATTERN)]
 EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128)]
 
 
