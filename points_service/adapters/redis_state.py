@@ -62,11 +62,9 @@ def encode_apply_call(
     return keys, msgspec.json.encode({"t": day_ttl, "i": idem_ttl, "g": placed})
 
 
-# The informant's profile hash (`{tag}:p`): placement and status for the credit path,
-# display fields for the leaderboards. Written by RedisProfiles, read by apply.lua.
-PROFILE_FIELDS = ("pv", "ct", "co", "in", "st")
-
-
+# The informant's profile hash (`{tag}:p`): placement and status (pv ct co in st) for the
+# credit path, display fields (nm un) for the leaderboards. Written by set_profile, read
+# by apply.lua and RedisBoards.display.
 def placement_of(values: Sequence[bytes | None]) -> tuple[Placement, bool]:
     """(placement, listed) from HMGET pv ct co in st."""
     province, city, county, institution, status = (v.decode() if v else None for v in values)
@@ -190,8 +188,8 @@ class RedisState:
         return bool(undone)
 
     async def set_profile(self, informant_id: str, profile: Profile) -> None:
-        """Replace the informant's profile hash: what apply.lua reads (PROFILE_FIELDS)
-        and what the leaderboards display."""
+        """Replace the informant's profile hash: what apply.lua reads and what the
+        leaderboards display."""
         values = {
             "pv": profile.province,
             "ct": profile.city,

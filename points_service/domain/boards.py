@@ -9,7 +9,7 @@ field.
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal, NamedTuple, get_args
 
@@ -362,12 +362,3 @@ class BoardTotals:
 
     def finish(self) -> list[tuple[Board, dict[str, int]]]:
         return self._closed_before(None)
-
-
-def board_totals(
-    rows: Iterable[DayTotal], boards: BoardSet, wanted: Callable[[Board, Period], bool]
-) -> Iterator[tuple[Board, dict[str, int]]]:
-    totals = BoardTotals(boards, wanted)
-    for row in rows:
-        yield from totals.add(row)
-    yield from totals.finish()
