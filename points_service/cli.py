@@ -308,49 +308,41 @@ async def _import_informants(settings: Settings, source: Path, show: int) -> int
     )
 
 
-def _write_table(
-    table: tuple[list[str], list[list[Cell]]], fmt: str, output: Path, title: str
-) -> None:
-    headers, rows = table
-    data = to_xlsx(headers, rows, title) if fmt == "xlsx" else to_csv(headers, rows)
-    output.write_bytes(data)
-    print(f"{output}: {len(rows)} rows")
+Table = tuple[list[str], list[list[Cell]]]
 
 
-async def _awards_export(settings: Settings, args: argparse.Namespace) -> int:
+async def _award_table(runtime: Runtime, args: argparse.Namespace) -> tuple[Table, str]:
+    found = await runtime.awards.nominations(args.award, args.year, args.scope)
+    return nominations_table(found), f"{args.award}-{args.year}"
+
+
+async def _report_table(runtime: Runtime, args: argparse.Namespace) -> tuple[Table, str]:
+    report = await runtime.reports.monthly(args.month, args.region, args.institution)
+    return report_table(report), f"report-{report.code}-{report.month.key.removeprefix('month:')}"
+
+
+async def _export_table(settings: Settings, args: argparse.Namespace) -> tuple[Table, str]:
+    build = _award_table if args.command == "awards" else _report_table
     runtime = await Runtime.start(settings)
     try:
-        found = await runtime.awards.nominations(args.award, args.year, args.scope)
+        return await build(runtime, args)
     finally:
         await runtime.stop()
-    name = f"{args.award}-{args.year}"
-    _write_table(
-        nominations_table(found), args.format, args.output or Path(f"{name}.{args.format}"), name
-    )
-    return 0
-
-
-async def _reports_export(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = await Runtime.start(settings)
-    try:
-        report = await runtime.reports.monthly(args.month, args.region, args.institution)
-    finally:
-        await runtime.stop()
-    name = f"report-{report.code}-{report.month.key.removeprefix('month:')}"
-    _write_table(
-        report_table(report), args.format, args.output or Path(f"{name}.{args.format}"), name
-    )
-    return 0
 
 
 def _exports(settings: Settings, args: argparse.Namespace) -> int:
-    run = _awards_export if args.command == "awards" else _reports_export
+    """`awards export` / `reports export`: the API's table, written to a file."""
     try:
-        return asyncio.run(run(settings, args))
+        (headers, rows), name = asyncio.run(_export_table(settings, args))
     except (InvalidInput, NotFound) as exc:
         where = f"--{exc.field}: " if isinstance(exc, InvalidInput) else ""
         print(f"error: {where}{exc}", file=sys.stderr)
         return 2
+    data = to_xlsx(headers, rows, name) if args.format == "xlsx" else to_csv(headers, rows)
+    output: Path = args.output or Path(f"{name}.{args.format}")
+    output.write_bytes(data)
+    print(f"{output}: {len(rows)} rows")
+    return 0
 
 
 def _board_options(parser: argparse.ArgumentParser) -> None:

@@ -153,14 +153,17 @@ async def _ranks(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Stru
 
 _BOARDS = "/v1/leaderboards"
 Answer = Callable[[Runtime, Mapping[str, Any], Query], Awaitable[msgspec.Struct]]
-_BOARD_PATHS: tuple[tuple[re.Pattern[str], str, Answer], ...] = (
-    # the rest of the path after the mount, its template (a metrics label), the answer
-    (re.compile(r"^/(?P<metric>[^/]+)/?$"), _BOARDS + "/{metric}", _top),
-    (re.compile(r"^/(?P<metric>[^/]+)/ranks/?$"), _BOARDS + "/{metric}/ranks", _ranks),
+_BOARD_PATHS: tuple[tuple[re.Pattern[str], str, Answer, bool], ...] = (
+    # the rest of the path after the mount, its template (a metrics label), the answer,
+    # whether the encoded answer may be served again for the page TTL (the top of a
+    # board is the same for every reader; a standing or a set of ranks is not)
+    (re.compile(r"^/(?P<metric>[^/]+)/?$"), _BOARDS + "/{metric}", _top, True),
+    (re.compile(r"^/(?P<metric>[^/]+)/ranks/?$"), _BOARDS + "/{metric}/ranks", _ranks, False),
     (
         re.compile(r"^/(?P<metric>[^/]+)/informants/(?P<informant_id>[^/]+)/?$"),
         _BOARDS + "/{metric}/informants/{informant_id}",
         _standing,
+        False,
     ),
 )
 
@@ -172,34 +175,31 @@ async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
     wins, unknown ones are ignored, as Litestar does)."""
     rest = unquote(scope["path"])
     found = next(
-        ((m, template, answer) for p, template, answer in _BOARD_PATHS if (m := p.match(rest))),
+        ((m, template, answer, cached) for p, template, answer, cached in _BOARD_PATHS
+         if (m := p.match(rest))),
         None,
-    )
+    )  # fmt: skip
     if found is None:
         error = ErrorOut(404, "not_found", f"no such leaderboard path: {_BOARDS}{rest}")
         await send_json(send, 404, _encoder.encode(error))
         return
-    match, template, answer = found
+    match, template, answer, cached = found
     scope["path_template"] = template
     if scope["method"] not in ("GET", "HEAD"):  # type: ignore[typeddict-item]
         error = ErrorOut(405, "method_not_allowed", f"{template} takes GET only")
         await send_json(send, 405, _encoder.encode(error), ((b"allow", b"GET"),))
         return
     raw_query = scope["query_string"]
-    query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
     state = scope["litestar_app"].state
-    runtime: Runtime = state.runtime
     pages: PageCache = state.page_cache
-    if answer is _top and pages.ttl > 0:
-        key = (rest, raw_query)
-        body = pages.get(key)
-        if body is None:
-            body = _encoder.encode(await answer(runtime, match.groupdict(), query))
-            pages.put(key, body)
-        await send_json(send, 200, body)
-        return
-    result = await answer(runtime, match.groupdict(), query)
-    await send_json(send, 200, _encoder.encode(result))
+    cacheable = cached and pages.ttl > 0
+    body = pages.get((rest, raw_query)) if cacheable else None
+    if body is None:
+        query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+        body = _encoder.encode(await answer(state.runtime, match.groupdict(), query))
+        if cacheable:
+            pages.put((rest, raw_query), body)
+    await send_json(send, 200, body)
 
 
 class PageCache:
