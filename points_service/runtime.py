@@ -74,6 +74,7 @@ class Runtime:
             database_url(settings.database_url, settings.data_dir),
             pool_size=settings.db_pool_size,
             sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_writer=settings.sqlite_writer,
         )
         ledger.on_batch = metrics.commit_observed
         scripts = ScriptPipeline(redis, cluster=settings.redis_cluster)

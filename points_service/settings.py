@@ -35,6 +35,9 @@ class Settings:
     # of a county's top 100 sees the same page; it may lag the board by this much.
     board_page_ttl: float = 1.0
     sqlite_synchronous: str = "NORMAL"  # NORMAL survives a killed process; FULL power loss
+    # Where SQLite credit transactions run: "process" (a child of each worker, off the
+    # event loop) or "loop" (on the worker's event loop).
+    sqlite_writer: str = "process"
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -80,6 +83,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"POINTS_SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {sqlite_synchronous!r}"
         )
+    sqlite_writer = environ.get("POINTS_SQLITE_WRITER", "process").lower()
+    if sqlite_writer not in {"process", "loop"}:
+        raise SettingsError(f"POINTS_SQLITE_WRITER must be process or loop, got {sqlite_writer!r}")
     return Settings(
         host=environ.get("POINTS_HOST", "127.0.0.1"),
         port=_int(environ, "POINTS_PORT", 8000),
@@ -99,4 +105,5 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
         board_page_ttl=_int(environ, "POINTS_BOARD_PAGE_TTL_MS", 1000) / 1000,
         sqlite_synchronous=sqlite_synchronous,
+        sqlite_writer=sqlite_writer,
     )

@@ -233,7 +233,7 @@ class SqliteCreditWriter:
         self._conn: sqlite3.Connection | None = None
         self.checkpointer: Checkpointer | None = None
 
-    def _connection(self) -> sqlite3.Connection:
+    def open(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -253,15 +253,16 @@ class SqliteCreditWriter:
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
-        # On the event loop, deliberately: a batch is a millisecond or two of SQLite work,
-        # and in a writer thread every statement had to win the GIL back from the busy
-        # loop (up to the 5 ms switch interval each time), which made commits ~10x slower.
-        return self._write(credits, now)
+        # On the event loop (POINTS_SQLITE_WRITER=loop): a batch is a millisecond or two of
+        # SQLite work. Not in a thread: every statement had to win the GIL back from the
+        # busy loop (up to the 5 ms switch interval each time), which made commits ~10x
+        # slower. The default runs write_now in a child process (writer_process.py).
+        return self.write_now(credits, now)
 
-    def _write(
+    def write_now(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
-        conn = self._connection()
+        conn = self.open()
         stamp = _sqlite_time(now)
         # IMMEDIATE takes the write lock first, so no other writer can add an event
         # between the look-up below and the inserts.
@@ -308,6 +309,9 @@ class SqliteCreditWriter:
         return {w.event.event_id for w in new}, known
 
     async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.stop()
             self.checkpointer = None

@@ -25,6 +25,7 @@ from points_service.adapters.sql.credit_writers import (
 )
 from points_service.adapters.sql.engine import create_engine, migrate
 from points_service.adapters.sql.tables import balances, events, informant_days, ledger_entries
+from points_service.adapters.sql.writer_process import SqliteProcessWriter
 from points_service.domain.boards import Placement
 from points_service.domain.ledger import (
     CreditWrite,
@@ -334,9 +335,14 @@ def _entry(row: Any) -> LedgerEntry:
 
 
 async def open_ledger(
-    url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
+    url: str,
+    *,
+    pool_size: int = 10,
+    sqlite_synchronous: str = "NORMAL",
+    sqlite_writer: str = "process",
 ) -> SqlLedger:
-    """Migrate the schema to head and start a ledger on `url`."""
+    """Migrate the schema to head and start a ledger on `url`. SQLite credit transactions
+    run in a child process (`sqlite_writer="process"`) or on the event loop ("loop")."""
     engine = create_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
     await migrate(engine)
     writer: CreditWriter
@@ -346,7 +352,11 @@ async def open_ledger(
     else:
         path = engine.url.database
         assert path, "an SQLite ledger needs a file"
-        writer = SqliteCreditWriter(path, synchronous=sqlite_synchronous)
+        if sqlite_writer == "process":
+            writer = process_writer = SqliteProcessWriter(path, synchronous=sqlite_synchronous)
+            await process_writer.start()
+        else:
+            writer = SqliteCreditWriter(path, synchronous=sqlite_synchronous)
     ledger = SqlLedger(engine, writer)
     await ledger.start()
     return ledger

@@ -1,0 +1,106 @@
+"""The SQLite credit writer in its child process: rows land, a dead child fails only the
+write in flight, the next write starts a new one, and closing ends it."""
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from points_service.adapters.sql.engine import create_engine, migrate
+from points_service.adapters.sql.writer_process import SqliteProcessWriter, WriterGone
+from tests.integration.test_sqlite_checkpoints import _writes
+
+
+async def _database(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite3"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    await engine.dispose()
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not alive either.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+async def test_writes_land_and_a_killed_child_is_replaced(tmp_path: Path) -> None:
+    path = await _database(tmp_path)
+    writer = SqliteProcessWriter(str(path))
+    now = datetime.now(UTC)
+    await writer.start()
+    first_pid = writer.pid
+    assert first_pid is not None and first_pid != os.getpid()
+    try:
+        batch = _writes(20, 0, now)
+        inserted, known = await writer.write(batch, now)
+        assert (inserted, known) == ({w.event.event_id for w in batch}, {})
+        # The same events again: already there, with their body hashes.
+        inserted, known = await writer.write(batch[:3], now)
+        assert inserted == set()
+        assert known == {w.event.event_id: w.decision.h for w in batch[:3]}
+
+        os.kill(first_pid, signal.SIGKILL)
+        with pytest.raises(WriterGone):
+            await writer.write(_writes(5, 100, now), now)
+        again = _writes(5, 200, now)
+        inserted, _ = await writer.write(again, now)
+        assert inserted == {w.event.event_id for w in again}
+        assert writer.pid not in (None, first_pid)
+    finally:
+        second_pid = writer.pid
+        await writer.close()
+    assert second_pid is not None and not _alive(second_pid)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (25,)
+
+
+async def test_a_writer_that_cannot_open_its_file_says_so(tmp_path: Path) -> None:
+    writer = SqliteProcessWriter(str(tmp_path / "no-such-dir" / "ledger.sqlite3"))
+    with pytest.raises(WriterGone, match="did not start"):
+        await writer.start()
+    await writer.close()
+
+
+_PARENT = """
+import asyncio, sys
+from points_service.adapters.sql.writer_process import SqliteProcessWriter
+async def main():
+    writer = SqliteProcessWriter(sys.argv[1])
+    await writer.start()
+    print(writer.pid, flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+def test_the_child_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    path = asyncio.run(_database(tmp_path))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the writer outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
