@@ -11,6 +11,7 @@ is one more than the number of members with a strictly higher score: ZCOUNT of t
 negated scores strictly below its own.
 """
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
@@ -86,25 +87,26 @@ class RedisBoards:
             key = self._keys[board] = board_key(self._prefix, board)
         return key
 
-    async def add(self, increments: Mapping[Board, Mapping[str, int]]) -> int:
-        """Every board's increments in one round trip shared with concurrent requests: on
-        one node, script calls of up to `writes_per_call` boards each; on a cluster, one
-        call per board (one slot each). Returns the number of (board, member) writes."""
+    @property
+    def ordered(self) -> bool:
+        return self._scripts.ordered
+
+    def add(self, increments: Mapping[Board, Mapping[str, int]]) -> "asyncio.Future[Any]":
+        """Send every board's increments now, in one round trip shared with concurrent
+        requests: on one node, script calls of up to `writes_per_call` boards each; on a
+        cluster, one call per board (one slot each). The future is done once Redis has
+        applied them."""
         boards = list(increments)
         step = self._per_call
         calls = []
-        count = 0
         for start in range(0, len(boards), step):
             chunk = boards[start : start + step]
             writes = []
             for index, board in enumerate(chunk, start=1):
                 for member, delta in increments[board].items():
                     writes.append((index, member, -delta))
-            count += len(writes)
             calls.append((self._add, [self.key(b) for b in chunk], [_encode(writes)]))
-        if calls:
-            await self._scripts.call_many(calls)
-        return count
+        return self._scripts.call_many(calls)
 
     async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None:
         await self._scripts.call_many(

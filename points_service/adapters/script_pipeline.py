@@ -1,9 +1,15 @@
 """Script calls from concurrent requests, coalesced into pipelines.
 
-Each request awaits its own EVALSHA, but the calls queued while a pipeline is on the wire
-go out together in the next one: the connection checkout, retry wrapper and socket write
-are paid once per pipeline, not once per call (they were a quarter of the web worker's
-CPU per event). Under light load a pipeline holds one call and nothing waits for a timer.
+Each request awaits its own EVALSHA, but the calls made in one turn of the event loop go
+out together: the socket write (and, through redis-py, the connection checkout and retry
+wrapper) is paid once per pipeline, not once per call. Under light load a pipeline holds
+one call and nothing waits for a timer.
+
+On one Redis node the pipelines go out on a lean connection of their own (redis_pipe.py):
+written in the turn after the calls were made, answered straight from the socket read,
+with any number in flight. Every call of this process then reaches Redis in the order it
+was made, which `ordered` reports. On a cluster (or over TLS) they go through redis-py,
+one pipeline at a time.
 """
 
 import asyncio
@@ -11,12 +17,16 @@ import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
+from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from points_service.adapters.redis_client import RedisClient
+from points_service.adapters.redis_pipe import RedisPipe
 
+_PLAIN = (Connection, UnixDomainSocketConnection)
 _Call = tuple[str, Sequence[str], Sequence[Any]]
 _Queued = tuple[list[_Call], "asyncio.Future[list[Any]]"]
 
@@ -27,6 +37,33 @@ class Script:
         self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
+def _missing_script(reply: Any) -> bool:
+    return isinstance(reply, NoScriptError) or (
+        isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
+    )
+
+
+def _settle(batch: Sequence[_Queued], results: Sequence[Any]) -> None:
+    """Hand each caller its share of a pipeline's replies (or its first error)."""
+    position = 0
+    for calls, future in batch:
+        mine = results[position : position + len(calls)]
+        position += len(calls)
+        if future.done():
+            continue
+        failed = next((r for r in mine if isinstance(r, Exception)), None)
+        if failed is not None:
+            future.set_exception(failed)
+        else:
+            future.set_result(list(mine))
+
+
+def _fail(batch: Sequence[_Queued], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
 class ScriptPipeline:
     def __init__(
         self, client: RedisClient, *, max_calls: int = 1000, cluster: bool = False
@@ -35,9 +72,23 @@ class ScriptPipeline:
         self._cluster = cluster
         self._max_calls = max_calls
         self._queue: deque[_Queued] = deque()
+        self._scripts: dict[str, Script] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # redis-py path: one task drains the queue, a pipeline at a time
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._scripts: dict[str, Script] = {}
+        # lean path: a flush is scheduled for the end of the loop's turn
+        self._pipe: RedisPipe | None = None
+        self._flush_due = False
+        pool = getattr(client, "connection_pool", None)
+        if not cluster and pool is not None and pool.connection_class in _PLAIN:
+            self._pipe = RedisPipe.for_pool(pool.connection_kwargs)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether calls reach Redis in the order this process made them: a write made
+        before a read is then seen by it without awaiting the write's answer."""
+        return self._pipe is not None
 
     def register(self, text: str) -> Script:
         script = Script(text)
@@ -48,52 +99,98 @@ class ScriptPipeline:
         [result] = await self.call_many([(script, keys, args)])
         return result
 
-    async def call_many(
+    def call_many(
         self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
+    ) -> "asyncio.Future[list[Any]]":
+        """Queue the calls; the future has their results in order. They are sent whether
+        or not it is awaited."""
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run(), name="redis-script-pipeline")
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._queue.append(([(s.sha, keys, args) for s, keys, args in calls], future))
-        self._wake.set()
-        return await future
+        if self._pipe is not None:
+            if not self._flush_due:
+                self._flush_due = True
+                loop.call_soon(self._flush)
+        else:
+            if self._task is None or self._task.done():
+                self._task = loop.create_task(self._run(), name="redis-script-pipeline")
+            self._wake.set()
+        return future
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def _take(self) -> list[_Queued]:
+        batch: list[_Queued] = []
+        size = 0
+        while self._queue and size < self._max_calls:
+            batch.append(self._queue.popleft())
+            size += len(batch[-1][0])
+        return batch
+
+    def _spawn(self, job: Any) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the lean path (one node) ------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        pipe = self._pipe
+        assert pipe is not None
+        if not pipe.connected:
+            # Rare (start, or after Redis came back): connect, then send in order.
+            self._spawn(self._connect_then_flush(pipe))
+            return
+        while self._queue:
+            batch = self._take()
+            calls = [c for queued, _ in batch for c in queued]
+            try:
+                pipe.submit(_evalsha(calls), partial(self._answered, batch, calls))
+            except Exception as exc:
+                _fail(batch, exc)
+
+    async def _connect_then_flush(self, pipe: RedisPipe) -> None:
+        try:
+            await pipe.connect()
+        except Exception as exc:
+            while self._queue:
+                _fail(self._take(), exc)
+            return
+        self._flush()
+
+    def _answered(
+        self, batch: list[_Queued], calls: list[_Call], replies: list[Any] | Exception
+    ) -> None:
+        if isinstance(replies, Exception):
+            _fail(batch, replies)
+        elif any(_missing_script(r) for r in replies):
+            self._spawn(self._load_and_settle(batch, calls, list(replies)))
+        else:
+            _settle(batch, replies)
+
+    async def _load_and_settle(
+        self, batch: list[_Queued], calls: list[_Call], replies: list[Any]
+    ) -> None:
+        try:
+            await self._reload_missing(calls, replies)
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        _settle(batch, replies)
+
+    # --- the redis-py path (a cluster, TLS) ---------------------------------------------
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch: list[_Queued] = []
-                size = 0
-                while self._queue and size < self._max_calls:
-                    batch.append(self._queue.popleft())
-                    size += len(batch[-1][0])
+                batch = self._take()
                 try:
                     results = await self._send([c for calls, _ in batch for c in calls])
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
                     continue
-                position = 0
-                for calls, future in batch:
-                    mine = results[position : position + len(calls)]
-                    position += len(calls)
-                    if future.done():
-                        continue
-                    failed = next((r for r in mine if isinstance(r, Exception)), None)
-                    if failed is not None:
-                        future.set_exception(failed)
-                    else:
-                        future.set_result(mine)
+                _settle(batch, results)
 
     async def _evalsha_each(self, batch: Sequence[_Call]) -> list[Any]:
         """A cluster client refuses scripts in pipelines: the calls go out concurrently,
@@ -106,6 +203,8 @@ class ScriptPipeline:
         )
 
     async def _pipelined(self, batch: Sequence[_Call]) -> list[Any]:
+        if self._pipe is not None:
+            return await self._pipe.execute(_evalsha(batch))
         if self._cluster:
             return await self._evalsha_each(batch)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -115,17 +214,34 @@ class ScriptPipeline:
 
     async def _send(self, batch: Sequence[_Call]) -> list[Any]:
         results = await self._pipelined(batch)
-        missing = [
-            i
-            for i, r in enumerate(results)
-            if isinstance(r, NoScriptError)
-            or (isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))
-        ]
-        if missing:
-            # A fresh or flushed Redis: load the scripts, then send those calls again.
-            for sha in {batch[i][0] for i in missing}:
-                await self._redis.script_load(self._scripts[sha].text)
-            again = await self._pipelined([batch[i] for i in missing])
-            for i, result in zip(missing, again, strict=True):
-                results[i] = result
+        await self._reload_missing(batch, results)
         return results
+
+    async def _reload_missing(self, batch: Sequence[_Call], results: list[Any]) -> None:
+        """A fresh or flushed Redis: load the scripts, then send those calls again, and
+        put their results in place."""
+        missing = [i for i, r in enumerate(results) if _missing_script(r)]
+        if not missing:
+            return
+        for sha in {batch[i][0] for i in missing}:
+            await self._redis.script_load(self._scripts[sha].text)
+        again = await self._pipelined([batch[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pipe is not None:
+            await self._pipe.close()
+
+
+def _evalsha(calls: Sequence[_Call]) -> list[tuple[Any, ...]]:
+    return [("EVALSHA", sha, len(keys), *keys, *args) for sha, keys, args in calls]

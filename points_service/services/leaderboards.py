@@ -193,7 +193,11 @@ class Leaderboards:
     async def credited(self, items: Sequence[tuple[str, Placement, Decision]]) -> None:
         """Events the ledger has just taken for the first time (listed informants only),
         summed per board and member, in one round trip. A failure is reported, not
-        raised: the boards are a projection, and reconcile finds the gap."""
+        raised: the boards are a projection, and reconcile finds the gap.
+
+        The writes are sent before this returns. When the store is `ordered` (one Redis
+        node: every later read of this process reaches Redis behind them) their answer
+        is not waited for, since it could change nothing the caller answers."""
         increments: dict[Board, dict[str, int]] = {}
         for informant_id, placement, d in items:
             if d.late:
@@ -213,10 +217,18 @@ class Leaderboards:
                         members[informant_id] = members.get(informant_id, 0) + delta
         if not increments:
             return
+        self._seen.update(increments)
         try:
-            await self._store.add(increments)
-            self._seen.update(increments)
+            done = self._store.add(increments)
+            if self._store.ordered and isinstance(done, asyncio.Future):
+                done.add_done_callback(self._added)
+            else:
+                await done
         except Exception as exc:
+            self._observer.boards_failed(exc)
+
+    def _added(self, done: "asyncio.Future[Any]") -> None:
+        if not done.cancelled() and (exc := done.exception()) is not None:
             self._observer.boards_failed(exc)
 
     async def reversed(

@@ -1,6 +1,6 @@
 """The storage the use cases need, as small Protocols the adapters satisfy."""
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -52,7 +52,14 @@ class Ledger(Protocol):
 class BoardStore(Protocol):
     """The leaderboards (Redis sorted sets) and the profile fields they display."""
 
-    async def add(self, increments: Mapping[Board, Mapping[str, int]]) -> int: ...
+    @property
+    def ordered(self) -> bool:
+        """Whether this process's writes reach the store before its later reads."""
+        ...
+
+    def add(self, increments: Mapping[Board, Mapping[str, int]]) -> Awaitable[Any]:
+        """Send the increments now; the awaitable is done once they are applied."""
+        ...
 
     async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None: ...
 

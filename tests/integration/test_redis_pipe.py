@@ -1,0 +1,121 @@
+"""The lean pipelined Redis connection of the credit path, against the real Redis."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from points_service.adapters.redis_client import connect
+from points_service.adapters.redis_pipe import RedisPipe
+from points_service.adapters.script_pipeline import ScriptPipeline
+from tests.conftest import REDIS_URL, unique
+from tests.proxy import Proxy
+
+_PARTS = urlsplit(REDIS_URL)
+HOST, PORT = _PARTS.hostname or "127.0.0.1", _PARTS.port or 6379
+
+
+async def test_replies_come_back_to_their_callers_in_order() -> None:
+    pipe = RedisPipe(host=HOST, port=PORT)
+    key = unique("pipe")
+    try:
+        # Many callers in flight on one socket: each gets its own replies.
+        answers = await asyncio.gather(
+            *(pipe.execute([("INCR", key), ("ECHO", f"caller-{n}")]) for n in range(200))
+        )
+        assert [echo for _, echo in answers] == [f"caller-{n}".encode() for n in range(200)]
+        assert sorted(count for count, _ in answers) == list(range(1, 201))
+        # An error reply is a value in its place; the other replies still arrive.
+        ok, wrong, after = await pipe.execute([("GET", key), ("LPUSH", key, "x"), ("PING",)])
+        assert (ok, after) == (b"200", b"PONG")
+        assert isinstance(wrong, ResponseError) and "WRONGTYPE" in str(wrong)
+        await pipe.execute([("DEL", key)])
+    finally:
+        await pipe.close()
+
+
+async def test_it_selects_the_database_of_the_url() -> None:
+    client = connect(f"redis://{HOST}:{PORT}/7")
+    scripts = ScriptPipeline(client)
+    key = unique("db7")
+    try:
+        assert scripts.ordered
+        script = scripts.register("redis.call('SET', KEYS[1], ARGV[1]); return 1")
+        assert await scripts.call(script, [key], ["seven"]) == 1
+        assert await client.get(key) == b"seven"
+        await client.delete(key)
+    finally:
+        await scripts.close()
+        await client.aclose()
+
+
+async def test_a_lost_connection_fails_its_calls_and_the_next_call_reconnects() -> None:
+    proxy = Proxy(HOST, PORT)
+    proxy.start()
+    pipe = RedisPipe(host="127.0.0.1", port=proxy.port)
+    try:
+        assert await pipe.execute([("PING",)]) == [b"PONG"]
+        # BLPOP keeps a call waiting on the wire when the connection goes.
+        waiting = asyncio.ensure_future(pipe.execute([("BLPOP", unique("never"), 5)]))
+        await asyncio.sleep(0.2)
+        proxy.cut()
+        with pytest.raises(RedisConnectionError):
+            await waiting
+        with pytest.raises(RedisConnectionError):
+            await pipe.execute([("PING",)])  # nothing listens: refused at connect
+        proxy.restore()
+        assert await pipe.execute([("PING",)]) == [b"PONG"]
+    finally:
+        await pipe.close()
+        proxy.close()
+
+
+@contextlib.asynccontextmanager
+async def _silent_server() -> AsyncIterator[int]:
+    """Accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_unanswered_call_times_out() -> None:
+    async with _silent_server() as port:
+        pipe = RedisPipe(host="127.0.0.1", port=port, timeout=0.3)
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(RedisTimeoutError):
+                await pipe.execute([("PING",)])
+            assert asyncio.get_running_loop().time() - started < 3
+            assert not pipe.connected
+        finally:
+            await pipe.close()
+
+
+async def test_scripts_are_loaded_again_after_a_flush() -> None:
+    client = connect(REDIS_URL)
+    scripts = ScriptPipeline(client)
+    key = unique("noscript")
+    try:
+        script = scripts.register(f"return {{KEYS[1], '{key}'}}")  # never loaded before
+        first, second = await asyncio.gather(
+            scripts.call(script, ["a"], []), scripts.call(script, ["b"], [])
+        )
+        assert (first, second) == ([b"a", key.encode()], [b"b", key.encode()])
+    finally:
+        await scripts.close()
+        await client.aclose()
