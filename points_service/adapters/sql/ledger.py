@@ -52,6 +52,7 @@ class SqlLedger:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._committing: set[asyncio.Task[None]] = set()
         self._insert = upsert_for(engine)
         self.on_batch: Callable[[int, float], None] | None = None
 
@@ -82,29 +83,43 @@ class SqlLedger:
         return await future
 
     async def _run(self) -> None:
+        # As many transactions in flight as the writer takes: one for a connection of its
+        # own (PostgreSQL, SQLite on the loop); more for the writer process, which queues
+        # them, so the next group is on its way while the last one commits.
+        slots = asyncio.Semaphore(getattr(self._writer, "in_flight", 1))
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0][0])
             while size < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 size += len(batch[-1][0])
-            started = asyncio.get_running_loop().time()
-            try:
-                statuses = await self._write([w for writes, _ in batch for w in writes])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                    self._queue.task_done()
-                continue
-            position = 0
-            for writes, future in batch:
+            await slots.acquire()
+            task = asyncio.create_task(self._commit_batch(batch, size, slots.release))
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
+
+    async def _commit_batch(
+        self, batch: list[_Pending], size: int, done: Callable[[], None]
+    ) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            statuses = await self._write([w for writes, _ in batch for w in writes])
+        except Exception as exc:
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(statuses[position : position + len(writes)])
-                position += len(writes)
+                    future.set_exception(exc)
                 self._queue.task_done()
-            if self.on_batch is not None:
-                self.on_batch(size, asyncio.get_running_loop().time() - started)
+            return
+        finally:
+            done()
+        position = 0
+        for writes, future in batch:
+            if not future.done():
+                future.set_result(statuses[position : position + len(writes)])
+            position += len(writes)
+            self._queue.task_done()
+        if self.on_batch is not None:
+            self.on_batch(size, asyncio.get_running_loop().time() - started)
 
     async def _write(self, writes: Sequence[Write]) -> list[WriteStatus]:
         credits = [w for w in writes if isinstance(w, CreditWrite)]

@@ -26,6 +26,7 @@ import signal
 import sqlite3
 import struct
 import sys
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from typing import BinaryIO
@@ -69,12 +70,19 @@ def _frame(payload: bytes) -> bytes:
 
 
 class SqliteProcessWriter:
-    """A `CreditWriter` whose transactions run in a child process (started on first use)."""
+    """A `CreditWriter` whose transactions run in a child process (started on first use).
+
+    Up to `in_flight` requests are on the pipe at once; the child answers them in order,
+    each its own transaction, so one commits while the next is on its way."""
+
+    in_flight = 3
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
         self._proc: asyncio.subprocess.Process | None = None
+        self._waiting: deque[asyncio.Future[WriteReply]] = deque()
+        self._pump: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -83,9 +91,17 @@ class SqliteProcessWriter:
 
     async def start(self) -> None:
         """Start the child now rather than on the first write."""
+        await self._running()
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            return proc
         async with self._lock:
             if self._proc is None or self._proc.returncode is not None:
                 self._proc = await self._start()
+                self._pump = asyncio.get_running_loop().create_task(self._answers(self._proc))
+            return self._proc
 
     async def _start(self) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
@@ -98,7 +114,7 @@ class SqliteProcessWriter:
             stdout=asyncio.subprocess.PIPE,
         )
         try:
-            hello = await self._read(proc)
+            hello = await _read(proc)
         except WriterGone:
             await _reap(proc)
             raise
@@ -107,32 +123,40 @@ class SqliteProcessWriter:
             raise WriterGone(f"the SQLite writer did not start: {hello.decode(errors='replace')}")
         return proc
 
-    @staticmethod
-    async def _read(proc: asyncio.subprocess.Process) -> bytes:
-        assert proc.stdout is not None
+    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
+        """Hand each reply to the oldest request waiting; on end of file, fail them all."""
         try:
-            (size,) = _HEADER.unpack(await proc.stdout.readexactly(_HEADER.size))
-            return await proc.stdout.readexactly(size)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            raise WriterGone("the SQLite writer process exited") from exc
+            while True:
+                body = await _read(proc)
+                if self._waiting:
+                    future = self._waiting.popleft()
+                    if not future.done():
+                        future.set_result(_reply.decode(body))
+        except WriterGone:
+            # Synchronously, before any new child can be started: every request waiting
+            # now was sent to this one.
+            if self._proc is proc:
+                self._proc = None
+            while self._waiting:
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(WriterGone("the SQLite writer process exited mid-write"))
+            await _reap(proc)
 
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
         frame = _frame(_encode(WriteRequest(now, list(credits))))
-        async with self._lock:
-            if self._proc is None or self._proc.returncode is not None:
-                self._proc = await self._start()
-            proc = self._proc
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(frame)
-                await proc.stdin.drain()
-                reply = _reply.decode(await self._read(proc))
-            except (WriterGone, ConnectionError) as exc:
-                self._proc = None
-                await _reap(proc)
-                raise WriterGone("the SQLite writer process exited mid-write") from exc
+        proc = await self._running()
+        assert proc.stdin is not None
+        future: asyncio.Future[WriteReply] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        try:
+            proc.stdin.write(frame)
+            await proc.stdin.drain()
+        except ConnectionError:
+            pass  # the reader sees the end of the pipe and fails the waiting future
+        reply = await future
         if reply.error is not None:
             if reply.unavailable:
                 raise WriterUnavailable(reply.error)
@@ -142,6 +166,7 @@ class SqliteProcessWriter:
     async def close(self) -> None:
         async with self._lock:
             proc, self._proc = self._proc, None
+            pump, self._pump = self._pump, None
             if proc is None:
                 return
             if proc.stdin is not None:
@@ -150,6 +175,18 @@ class SqliteProcessWriter:
                 await asyncio.wait_for(proc.wait(), timeout=10)
             except TimeoutError:
                 await _reap(proc)
+            if pump is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+
+
+async def _read(proc: asyncio.subprocess.Process) -> bytes:
+    assert proc.stdout is not None
+    try:
+        (size,) = _HEADER.unpack(await proc.stdout.readexactly(_HEADER.size))
+        return await proc.stdout.readexactly(size)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        raise WriterGone("the SQLite writer process exited") from exc
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:
