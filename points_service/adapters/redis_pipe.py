@@ -13,7 +13,6 @@ unanswered after `timeout` seconds closes the connection, which fails it the sam
 """
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -100,6 +99,11 @@ class RedisPipe:
         """Write `commands` now; `answer` is called, from the loop's read of the socket,
         with their replies in order (error replies as ResponseError values), or with the
         exception that lost them. Needs a connection (`connected`)."""
+        if not commands:
+            # Nothing goes out, so no reply would ever come for it: it would sit at the
+            # head of the queue and take the next caller's replies.
+            answer([])
+            return
         transport = self._transport
         if transport is None or transport.is_closing():
             raise RedisConnectionError("not connected to Redis")
@@ -209,5 +213,3 @@ class RedisPipe:
         self._fail(RedisConnectionError("the connection was closed"))
         if transport is not None:
             transport.close()
-            with contextlib.suppress(Exception):
-                await asyncio.sleep(0)

@@ -106,6 +106,9 @@ class ScriptPipeline:
         or not it is awaited."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
+        if not calls:
+            future.set_result([])
+            return future
         self._queue.append(([(s.sha, keys, args) for s, keys, args in calls], future))
         if self._pipe is not None:
             if not self._flush_due:

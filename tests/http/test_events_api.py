@@ -136,6 +136,10 @@ async def test_batch_credits_valid_items_and_reports_invalid_ones_in_place(clien
     assert (out["accepted"], out["rejected"]) == (5, 2)
     balance = (await client.get(f"/v1/informants/{who}/points")).json()["balance"]
     assert balance == 9
+    # A batch with nothing valid in it answers every item in place, and the service
+    # goes on crediting (nothing was sent to Redis for it).
+    refused = await client.post("/v1/events/batch", json=[{"event_id": 8}, body(who, "browse")])
+    assert [i["status"] for i in refused.json()["results"]] == [422, 422]
     bare = await client.post("/v1/events/batch", json=[body(who, "login")])
     assert bare.json()["results"][0]["result"]["points"] == 1
     too_many = await client.post("/v1/events/batch", json={"events": [body(who, "login")] * 1001})

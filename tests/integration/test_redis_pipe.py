@@ -39,6 +39,24 @@ async def test_replies_come_back_to_their_callers_in_order() -> None:
         await pipe.close()
 
 
+async def test_an_empty_call_answers_at_once_and_the_next_call_is_not_disturbed() -> None:
+    """An empty pipeline (a batch whose every item was refused) sends nothing, so it must
+    not wait for a reply: it would take the next caller's."""
+    client = connect(REDIS_URL)
+    scripts = ScriptPipeline(client)
+    pipe = RedisPipe(host=HOST, port=PORT)
+    try:
+        script = scripts.register("return ARGV[1]")
+        assert await asyncio.wait_for(scripts.call_many([]), 5) == []
+        assert await asyncio.wait_for(scripts.call(script, [], ["after"]), 5) == b"after"
+        assert await asyncio.wait_for(pipe.execute([]), 5) == []
+        assert await asyncio.wait_for(pipe.execute([("ECHO", "next")]), 5) == [b"next"]
+    finally:
+        await pipe.close()
+        await scripts.close()
+        await client.aclose()
+
+
 async def test_it_selects_the_database_of_the_url() -> None:
     client = connect(f"redis://{HOST}:{PORT}/7")
     scripts = ScriptPipeline(client)
