@@ -219,8 +219,8 @@ class Leaderboards:
             return
         self._seen.update(increments)
         try:
-            done = self._store.add(increments)
-            if self._store.ordered and isinstance(done, asyncio.Future):
+            done = asyncio.ensure_future(self._store.add(increments))
+            if self._store.ordered:
                 done.add_done_callback(self._added)
             else:
                 await done

@@ -27,6 +27,9 @@ SQLITE_SYNCHRONOUS: Final = ("NORMAL", "FULL")
 
 
 class CreditWriter(Protocol):
+    # How many `write` calls may be outstanding at once (the group committer's limit).
+    in_flight: int
+
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
@@ -127,12 +130,14 @@ _PG_KNOWN: Final = "SELECT event_id, body_hash FROM events WHERE event_id = ANY(
 
 
 class PostgresCreditWriter:
-    """Writes on one asyncpg connection of its own.
+    """Writes on one asyncpg connection of its own (so one write at a time).
 
     The group committer writes one batch at a time, so one connection is all it needs;
     going through SQLAlchemy's pool cost a checkout with a pre-ping round trip per batch.
     A connection that fails is dropped and the next batch opens a new one.
     """
+
+    in_flight = 1
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -225,6 +230,8 @@ ON CONFLICT (informant_id) DO UPDATE SET
 
 
 class SqliteCreditWriter:
+    in_flight = 1
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         if synchronous not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SQLITE_SYNCHRONOUS}")

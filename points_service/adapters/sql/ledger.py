@@ -86,7 +86,7 @@ class SqlLedger:
         # As many transactions in flight as the writer takes: one for a connection of its
         # own (PostgreSQL, SQLite on the loop); more for the writer process, which queues
         # them, so the next group is on its way while the last one commits.
-        slots = asyncio.Semaphore(getattr(self._writer, "in_flight", 1))
+        slots = asyncio.Semaphore(self._writer.in_flight)
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0][0])
