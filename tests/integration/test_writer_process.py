@@ -67,6 +67,30 @@ async def test_writes_land_and_a_killed_child_is_replaced(tmp_path: Path) -> Non
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (25,)
 
 
+async def test_the_child_outlives_signals_meant_for_the_group(tmp_path: Path) -> None:
+    """A stop signal sent to the whole process group (a terminal's Ctrl-C, `kill -TERM
+    -PGID`, systemd's control-group kill) must not end the child under the parent's
+    feet: the parent still has writes to flush through it. It ends on end of file."""
+    path = await _database(tmp_path)
+    writer = SqliteProcessWriter(str(path))
+    now = datetime.now(UTC)
+    await writer.start()
+    pid = writer.pid
+    assert pid is not None
+    try:
+        for number, signum in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
+            os.kill(pid, signum)
+            await asyncio.sleep(0.2)
+            assert _alive(pid), f"the writer died of {signum.name}"
+            batch = _writes(3, 10 * number, now)
+            inserted, _ = await writer.write(batch, now)
+            assert inserted == {w.event.event_id for w in batch}
+            assert writer.pid == pid
+    finally:
+        await writer.close()
+    assert not _alive(pid)
+
+
 async def test_a_writer_that_cannot_open_its_file_says_so(tmp_path: Path) -> None:
     writer = SqliteProcessWriter(str(tmp_path / "no-such-dir" / "ledger.sqlite3"))
     with pytest.raises(WriterGone, match="did not start"):

@@ -9,8 +9,9 @@ child process has a GIL and a core of its own, so the loop only encodes the writ
 `SqliteCreditWriter` transaction (and its checkpointer thread).
 
 Durability is unchanged: the child answers after COMMIT returns, and only then does the
-request get its 2xx. If the web worker dies, the child reads end-of-file, finishes or
-abandons its transaction (an unacknowledged one) and exits. If the child dies, the write
+request get its 2xx. The child ignores stop signals (they often reach the whole process
+group) and ends on end-of-file: when the web worker closes the pipe, or dies, the child
+finishes or abandons its transaction (an unacknowledged one) and exits. If the child dies, the write
 in flight fails (the request answers 503 and is taken back in Redis) and the next write
 starts a new child.
 
@@ -243,9 +244,12 @@ def serve(path: str, synchronous: str, requests: BinaryIO, replies: BinaryIO) ->
 
 def main(argv: Sequence[str]) -> None:
     path, synchronous = argv
-    # Ctrl-C reaches the whole foreground process group: the parent shuts down, flushes
-    # its queue through this process, then closes the pipe, which is what ends it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Stop signals often reach the whole process group (Ctrl-C in a terminal, `kill
+    # -TERM -PGID`, systemd's control-group kill, a closed terminal's SIGHUP): the
+    # parent shuts down, flushes its queue through this process, then closes the pipe,
+    # which is what ends it. Dying on the signal would fail the writes still in flight.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(BrokenPipeError):
