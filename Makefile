@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit bench clean venv
+.PHONY: run test lint typecheck contracts unit bench clean venv tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,17 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-test: lint typecheck contracts
+# Debian's prometheus package: promtool checks the scrape and the alert rules, and a
+# test scrapes the service with a real Prometheus.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus (promtool)"; \
+		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
+	}
+	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: apt-get install prometheus"; exit 1; }
+
+test: lint typecheck contracts tools
 	$(BIN)/points-service rules check rules
 	$(BIN)/points-service leaderboards check leaderboards
 	$(BIN)/pytest

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
+from points_service.adapters.metrics import MULTIPROC_ENV
 from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.domain.calendar import Calendar
@@ -39,6 +40,7 @@ def _serve(settings: Settings) -> int:
         os.environ["REDIS_URL"] = embedded.start()
     try:
         if settings.workers > 1:
+            _share_metrics(settings)
             # Each worker builds its app from the environment (settings are read there).
             app: Any = "points_service.http.asgi:app_factory"
         else:
@@ -61,6 +63,18 @@ def _serve(settings: Settings) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Workers write their metrics to files in one directory, and a scrape of any worker
+    sums them (adapters/metrics.py). The directory starts empty: the counters of an
+    earlier run must not be added in."""
+    directory = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "metrics").resolve()
+    if directory.exists():
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 async def _migrate(settings: Settings) -> None:

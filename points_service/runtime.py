@@ -1,5 +1,7 @@
 """The one provider of adapters and services, shared by the HTTP app, the CLI and tests."""
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +36,8 @@ from points_service.services.reports import Reports
 from points_service.services.rulebook import RuleBook
 from points_service.settings import Settings
 
+HEALTH_TIMEOUT = 2.0  # seconds a health check waits for Redis or the database
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -55,6 +59,8 @@ class Runtime:
     awards: Awards
     reports: Reports
     embedded: EmbeddedRedis | None = None
+    # Whether Redis is the embedded server (started here, or by `serve` for its workers).
+    redis_embedded: bool = False
 
     @classmethod
     async def start(
@@ -77,7 +83,10 @@ class Runtime:
             sqlite_writer=settings.sqlite_writer,
         )
         ledger.on_batch = metrics.commit_observed
+        ledger.on_failure = metrics.commit_failed
+        metrics.watch_engine(ledger.engine)
         scripts = ScriptPipeline(redis, cluster=settings.redis_cluster)
+        scripts.on_roundtrip = metrics.scripts_observed
         state = RedisState(
             redis,
             scripts=scripts,
@@ -128,7 +137,32 @@ class Runtime:
             awards,
             reports,
             embedded,
+            redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
+
+    async def check_health(self) -> tuple[bool, bool]:
+        """Ping Redis and the database; the gauges say what was found."""
+        timeout = HEALTH_TIMEOUT
+        started = time.perf_counter()
+        try:
+            redis_ok = await asyncio.wait_for(self.state.ping(), timeout)
+        except Exception:
+            redis_ok = False
+        self.metrics.redis_observed("ping", time.perf_counter() - started, redis_ok)
+        try:
+            await asyncio.wait_for(self.ledger.ping(), timeout)
+            database_ok = True
+        except Exception:
+            database_ok = False
+        embedded = None
+        if self.redis_embedded:
+            try:
+                aof_ok = redis_ok and await asyncio.wait_for(self.state.append_only_ok(), timeout)
+            except Exception:
+                aof_ok = False
+            embedded = (redis_ok, aof_ok)
+        self.metrics.health(redis_ok, database_ok, embedded)
+        return redis_ok, database_ok
 
     async def stop(self) -> None:
         await self.ledger.stop()

@@ -209,5 +209,13 @@ class RedisState:
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 
+    async def append_only_ok(self) -> bool:
+        """Whether the server's last append-only-file write (and rewrite) succeeded."""
+        info = await self._redis.info("persistence")
+        return bool(
+            info.get("aof_last_write_status", "ok") == "ok"
+            and info.get("aof_last_bgrewrite_status", "ok") == "ok"
+        )
+
     async def close(self) -> None:
         await self._scripts.close()

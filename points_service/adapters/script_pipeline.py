@@ -15,8 +15,9 @@ one pipeline at a time.
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -80,6 +81,8 @@ class ScriptPipeline:
         # lean path: a flush is scheduled for the end of the loop's turn
         self._pipe: RedisPipe | None = None
         self._flush_due = False
+        # Told of every round trip: (seconds, ok). Metrics; never on the answer's path.
+        self.on_roundtrip: Callable[[float, bool], None] | None = None
         pool = getattr(client, "connection_pool", None)
         if not cluster and pool is not None and pool.connection_class in _PLAIN:
             self._pipe = RedisPipe.for_pool(pool.connection_kwargs)
@@ -143,26 +146,36 @@ class ScriptPipeline:
             # Rare (start, or after Redis came back): connect, then send in order.
             self._spawn(self._connect_then_flush(pipe))
             return
+        started = time.perf_counter()
         while self._queue:
             batch = self._take()
             calls = [c for queued, _ in batch for c in queued]
             try:
-                pipe.submit(_evalsha(calls), partial(self._answered, batch, calls))
+                pipe.submit(_evalsha(calls), partial(self._answered, batch, calls, started))
             except Exception as exc:
                 _fail(batch, exc)
 
     async def _connect_then_flush(self, pipe: RedisPipe) -> None:
+        started = time.perf_counter()
         try:
             await pipe.connect()
         except Exception as exc:
+            if self.on_roundtrip is not None:
+                self.on_roundtrip(time.perf_counter() - started, False)
             while self._queue:
                 _fail(self._take(), exc)
             return
         self._flush()
 
     def _answered(
-        self, batch: list[_Queued], calls: list[_Call], replies: list[Any] | Exception
+        self,
+        batch: list[_Queued],
+        calls: list[_Call],
+        started: float,
+        replies: list[Any] | Exception,
     ) -> None:
+        if self.on_roundtrip is not None:
+            self.on_roundtrip(time.perf_counter() - started, not isinstance(replies, Exception))
         if isinstance(replies, Exception):
             _fail(batch, replies)
         elif any(_missing_script(r) for r in replies):
@@ -188,11 +201,16 @@ class ScriptPipeline:
             self._wake.clear()
             while self._queue:
                 batch = self._take()
+                started = time.perf_counter()
                 try:
                     results = await self._send([c for calls, _ in batch for c in calls])
                 except Exception as exc:
+                    if self.on_roundtrip is not None:
+                        self.on_roundtrip(time.perf_counter() - started, False)
                     _fail(batch, exc)
                     continue
+                if self.on_roundtrip is not None:
+                    self.on_roundtrip(time.perf_counter() - started, True)
                 _settle(batch, results)
 
     async def _evalsha_each(self, batch: Sequence[_Call]) -> list[Any]:

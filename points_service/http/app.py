@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from points_service import __version__
 from points_service.adapters.logging import configure_logging
+from points_service.adapters.metrics import worker_exited
 from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.domain.institutions import Institution
@@ -72,6 +73,18 @@ def _observe(app: Litestar, settings: Settings) -> Any:
 
 
 CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have closed
+HEALTH_EVERY = 5  # seconds between health checks of Redis and the database (the gauges)
+
+
+async def _watch_health(runtime: Runtime) -> None:
+    was = (True, True)
+    while True:
+        now = await runtime.check_health()
+        if now != was:
+            log = _log.info if all(now) else _log.error
+            log("dependencies", redis_up=now[0], database_up=now[1])
+            was = now
+        await asyncio.sleep(HEALTH_EVERY)
 
 
 async def _close_periods(runtime: Runtime) -> None:
@@ -128,15 +141,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )
-        closer = loop.create_task(_close_periods(runtime), name="close-periods")
+        background = [
+            loop.create_task(_close_periods(runtime), name="close-periods"),
+            loop.create_task(_watch_health(runtime), name="watch-health"),
+        ]
         try:
             yield
         finally:
-            closer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await closer
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             loop.remove_signal_handler(signal.SIGHUP)
             await runtime.stop()
+            worker_exited()
             _log.info("stopped")
 
     app = Litestar(

@@ -73,6 +73,9 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     _log.warning("dependency_unavailable", path=request.url.path, error=repr(exc))
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.metrics.dependency_failed(exc)
     return error_response(
         503, "unavailable", "storage is unreachable; retry later", **{"Retry-After": "1"}
     )

@@ -30,6 +30,7 @@ from points_service.http.errors import ApiError, decode_error
 from points_service.http.openapi import with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
+from points_service.services.errors import Conflict, InvalidInput
 from points_service.services.leaderboards import MAX_AROUND, MAX_LIMIT
 
 PATH = "/v1/events"
@@ -85,14 +86,18 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
         error = ErrorOut(405, "method_not_allowed", f"{PATH} takes POST only")
         await send_json(send, 405, _encoder.encode(error), ((b"allow", b"POST"),))
         return
-    body = await read_body(receive, MAX_EVENT_BYTES)
-    try:
-        event = event_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise decode_error(exc) from None
     runtime: Runtime = scope["litestar_app"].state.runtime
-    result = event_result(await runtime.credits.record(event))
-    await send_json(send, 200, _encoder.encode(result))
+    try:
+        body = await read_body(receive, MAX_EVENT_BYTES)
+        try:
+            event = event_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise decode_error(exc) from None
+        credited = await runtime.credits.record(event)
+    except (ApiError, InvalidInput, Conflict) as exc:
+        runtime.metrics.event_refused(getattr(exc, "code", "invalid"))
+        raise
+    await send_json(send, 200, _encoder.encode(event_result(credited)))
 
 
 record_event_route = asgi(PATH, copy_scope=False, name="record_event")(record_event)

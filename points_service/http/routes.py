@@ -1,14 +1,15 @@
 """API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
 field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
 
+import time
 from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter, RawBody
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from points_service.adapters.metrics import exposition
 from points_service.domain.events import ID_PATTERN, error_field
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
@@ -31,6 +32,7 @@ from points_service.http.schemas import (
     BatchItem,
     BatchOut,
     BoardOut,
+    DifferenceOut,
     ErrorOut,
     EventBatch,
     InstitutionOut,
@@ -38,6 +40,8 @@ from points_service.http.schemas import (
     PointsOut,
     ProfileOut,
     RanksOut,
+    RebuildOut,
+    ReconcileOut,
     RedemptionIn,
     RedemptionOut,
     ReversalIn,
@@ -53,6 +57,7 @@ from points_service.http.schemas import (
 )
 from points_service.runtime import Runtime
 from points_service.services.credit import Credited, Rejected
+from points_service.services.leaderboards import BoardFilter
 from points_service.services.rulebook import ReloadResult
 from points_service.spreadsheets import (
     Cell,
@@ -100,7 +105,8 @@ async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
     raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
     if len(raws) > MAX_BATCH:
         raise ApiError(422, "invalid", f"a batch holds at most {MAX_BATCH} events", "events")
-    results = await _rt(request).credits.record_batch([_item(r) for r in raws])
+    rt = _rt(request)
+    results = await rt.credits.record_batch([_item(r) for r in raws])
     items: list[BatchItem] = []
     accepted = 0
     for index, r in enumerate(results):
@@ -108,6 +114,7 @@ async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
             accepted += 1
             items.append(BatchItem(index, 200, result=event_result(r)))
         else:
+            rt.metrics.event_refused(r.code)
             error = ErrorOut(r.status, r.code, r.message, r.field, r.event_id)
             items.append(BatchItem(index, r.status, error=error))
     return BatchOut(items, accepted, len(items) - accepted)
@@ -364,6 +371,58 @@ async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     return Response(_rules_out(rt), status_code=200 if result.ok else 422)
 
 
+def _board_filter(metric: str | None, scope: str | None, period: str | None) -> BoardFilter:
+    only = BoardFilter(metric, scope, period)
+    only.check()
+    return only
+
+
+@post(
+    "/v1/admin/leaderboards/rebuild",
+    status_code=200,
+    summary="Rebuild leaderboards from the ledger (all, or one metric, scope kind, period kind)",
+)
+async def boards_rebuild(
+    request: AnyRequest,
+    metric: Annotated[str | None, QueryParameter()] = None,
+    scope_kind: Annotated[str | None, QueryParameter(name="scope")] = None,
+    period: Annotated[str | None, QueryParameter()] = None,
+) -> RebuildOut:
+    only = _board_filter(metric, scope_kind, period)
+    started = time.perf_counter()
+    report = await _rt(request).leaderboards.rebuild(only)
+    seconds = round(time.perf_counter() - started, 3)
+    _log.info("leaderboards_rebuilt", boards=report.boards, rows=report.day_rows, s=seconds)
+    return RebuildOut(report.boards, report.members, report.removed, report.day_rows, seconds)
+
+
+@post(
+    "/v1/admin/leaderboards/reconcile",
+    status_code=200,
+    summary="Compare leaderboards with the ledger; changes nothing",
+)
+async def boards_reconcile(
+    request: AnyRequest,
+    metric: Annotated[str | None, QueryParameter()] = None,
+    scope_kind: Annotated[str | None, QueryParameter(name="scope")] = None,
+    period: Annotated[str | None, QueryParameter()] = None,
+    show: Annotated[int, QueryParameter(ge=0, le=1000)] = 100,
+) -> ReconcileOut:
+    only = _board_filter(metric, scope_kind, period)
+    started = time.perf_counter()
+    differences = await _rt(request).leaderboards.reconcile(only)
+    seconds = round(time.perf_counter() - started, 3)
+    log = _log.warning if differences else _log.info
+    log("leaderboards_reconciled", differences=len(differences), s=seconds)
+    shown = [
+        DifferenceOut(
+            d.board.metric, d.board.scope, d.board.period, d.informant_id, d.redis, d.ledger
+        )
+        for d in differences[:show]
+    ]
+    return ReconcileOut(len(differences), len({d.board for d in differences}), shown, seconds)
+
+
 @get("/health/live", summary="The process answers")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
@@ -382,7 +441,8 @@ async def ready(request: AnyRequest) -> Response[bytes]:
 
 @get("/metrics", summary="Prometheus exposition", include_in_schema=False)
 async def metrics(request: AnyRequest) -> Response[bytes]:
-    return Response(generate_latest(_rt(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition(_rt(request).metrics.registry)
+    return Response(body, media_type=content_type)
 
 
 ROUTES = [
@@ -402,6 +462,8 @@ ROUTES = [
     *BOARD_ROUTES,  # http/hot.py: served as ASGI handlers, documented by the twins below
     rules_status,
     rules_reload,
+    boards_rebuild,
+    boards_reconcile,
     live,
     ready,
     metrics,

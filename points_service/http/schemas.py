@@ -339,3 +339,27 @@ class MonthlyReportOut(msgspec.Struct):
     registrations_per_10k: float | None
     progress: ProgressOut | None
     children: list[ChildOut]
+
+
+class RebuildOut(msgspec.Struct):
+    boards: int
+    members: int
+    removed: int  # boards in Redis that the ledger no longer supports
+    day_rows: int  # ledger day totals read
+    seconds: float
+
+
+class DifferenceOut(msgspec.Struct):
+    metric: str
+    scope: str
+    period: str
+    informant_id: str
+    redis: int | None
+    ledger: int | None
+
+
+class ReconcileOut(msgspec.Struct):
+    differences: int
+    boards: int  # boards with at least one difference
+    shown: list[DifferenceOut]  # the first ones, at most `show`
+    seconds: float

@@ -218,6 +218,7 @@ class Leaderboards:
         if not increments:
             return
         self._seen.update(increments)
+        self._observer.boards_written(len(items))
         try:
             done = asyncio.ensure_future(self._store.add(increments))
             if self._store.ordered:
@@ -534,6 +535,17 @@ class Leaderboards:
         """Every covered board from the ledger, into shadow keys swapped in one by one;
         boards in Redis that the ledger no longer supports are removed."""
         only.check()
+        try:
+            report = await self._rebuild(only, progress)
+        except Exception:
+            self._observer.rebuilt(None)
+            raise
+        self._observer.rebuilt(report.day_rows)
+        return report
+
+    async def _rebuild(
+        self, only: BoardFilter, progress: Callable[[int], None] | None
+    ) -> RebuildReport:
         report = RebuildReport()
         existing = {
             b for b in await self._store.boards() if only.covers(b, parse_period(b.period).kind)
@@ -568,6 +580,15 @@ class Leaderboards:
     async def reconcile(self, only: BoardFilter) -> list[Difference]:
         """Every member of every covered board against the ledger's totals."""
         only.check()
+        try:
+            differences = await self._reconcile(only)
+        except Exception:
+            self._observer.reconciled(None)
+            raise
+        self._observer.reconciled(len(differences))
+        return differences
+
+    async def _reconcile(self, only: BoardFilter) -> list[Difference]:
         differences: list[Difference] = []
         existing = {
             b

@@ -147,6 +147,14 @@ class Observer(Protocol):
 
     def boards_failed(self, error: BaseException) -> None: ...
 
+    def boards_written(self, events: int) -> None: ...
+
+    def rebuilt(self, rows: int | None) -> None:
+        """A rebuild finished (rows replayed), or failed (None)."""
+
+    def reconciled(self, differences: int | None) -> None:
+        """A reconcile finished (entries that differed), or failed (None)."""
+
 
 class NullObserver:
     def event_judged(self, action: str, outcome: str, points: int, count: int = 1) -> None:
@@ -159,4 +167,13 @@ class NullObserver:
         pass
 
     def boards_failed(self, error: BaseException) -> None:
+        pass
+
+    def boards_written(self, events: int) -> None:
+        pass
+
+    def rebuilt(self, rows: int | None) -> None:
+        pass
+
+    def reconciled(self, differences: int | None) -> None:
         pass

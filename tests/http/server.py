@@ -45,10 +45,10 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, **extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = environ(settings, self.port)
+        self._env = environ(settings, self.port) | extra
         self._log = log
         self.process: subprocess.Popen[bytes] | None = None
 

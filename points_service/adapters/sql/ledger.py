@@ -55,6 +55,7 @@ class SqlLedger:
         self._committing: set[asyncio.Task[None]] = set()
         self._insert = upsert_for(engine)
         self.on_batch: Callable[[int, float], None] | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -109,6 +110,8 @@ class SqlLedger:
                 if not future.done():
                     future.set_exception(exc)
                 self._queue.task_done()
+            if self.on_failure is not None:
+                self.on_failure(exc)
             return
         finally:
             done()
