@@ -213,8 +213,16 @@ class Metrics:
         )
         self.last_credit = Gauge(
             "points_last_credit_timestamp_seconds",
-            "When this service last credited an event (Unix time): ingest stalls show here",
+            "When this worker last credited an event, or started if it has not (Unix time)",
             multiprocess_mode="max",
+            registry=registry,
+        )
+        self.today = Gauge(
+            "points_programme_today",
+            "The programme's figures for the current programme day, from the ledger "
+            "(measure: active_informants, shares, share_views, posts, points)",
+            ["measure"],
+            multiprocess_mode="mostrecent",
             registry=registry,
         )
         self.started = Gauge(
@@ -224,6 +232,7 @@ class Metrics:
             registry=registry,
         )
         self.started.set(time.time())
+        self.last_credit.set(time.time())
 
     def request_seconds(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -336,6 +345,10 @@ class Metrics:
                 ),
             )
         return self._embedded
+
+    def programme_today(self, figures: dict[str, int]) -> None:
+        for measure, figure in figures.items():
+            self.today.labels(measure).set(figure)
 
     def watch_engine(self, engine: AsyncEngine) -> None:
         """Time every statement the engine runs (the group commit's writers have their own

@@ -76,14 +76,26 @@ CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have clos
 HEALTH_EVERY = 5  # seconds between health checks of Redis and the database (the gauges)
 
 
+TODAY_EVERY = 6  # health checks between counts of the programme's day (30 s)
+
+
 async def _watch_health(runtime: Runtime) -> None:
+    """Dependency health every few seconds, the programme's day every half minute: the
+    gauges of both, and a log line when health changes."""
     was = (True, True)
+    rounds = 0
     while True:
         now = await runtime.check_health()
         if now != was:
             log = _log.info if all(now) else _log.error
             log("dependencies", redis_up=now[0], database_up=now[1])
             was = now
+        if now[1] and rounds % TODAY_EVERY == 0:
+            try:
+                await runtime.count_today()
+            except Exception as exc:
+                _log.warning("count_today_failed", error=repr(exc))
+        rounds += 1
         await asyncio.sleep(HEALTH_EVERY)
 
 

@@ -10,12 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from points_service.adapters.metrics import exposition
 from points_service.http.app import create_app
+from points_service.http.schemas import event_decoder
+from points_service.runtime import Runtime
 from points_service.settings import Settings
 from tests.conftest import unique
 from tests.http.server import ServerProcess, free_port
@@ -200,3 +204,21 @@ def test_two_workers_add_up_and_prometheus_reads_the_total(
 def test_the_prometheus_tools_are_installed(name: str) -> None:
     version = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=False)
     assert version.returncode == 0 and "version" in (version.stdout + version.stderr)
+
+
+async def test_the_programme_day_in_the_gauges(base_settings: Settings) -> None:
+    runtime = await Runtime.start(base_settings, CollectorRegistry())
+    try:
+        sharers = [unique("u") for _ in range(2)]
+        events = [body(w, "share", content_id=unique("c")) for w in sharers]
+        events += [body(sharers[0], "login"), body(unique("u"), "post", content_id="p")]
+        for event in events:
+            await runtime.credits.record(event_decoder.decode(msgspec.json.encode(event)))
+        await runtime.count_today()
+        found = samples(exposition(runtime.metrics.registry)[0].decode())
+    finally:
+        await runtime.stop()
+    assert value(found, "points_programme_today", measure="active_informants") == 3
+    assert value(found, "points_programme_today", measure="shares") == 2
+    assert value(found, "points_programme_today", measure="posts") == 1
+    assert value(found, "points_programme_today", measure="points") > 0

@@ -28,6 +28,22 @@ class SqlReports:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    async def day_totals(self, day: date) -> dict[str, int]:
+        """The whole programme on one programme day: active informants (any event), and
+        the day's shares, share views, posts and points. For the operators' dashboard."""
+        d = informant_days.c
+        query = select(
+            func.count(distinct(d.informant_id)),
+            func.coalesce(func.sum(d.shares), 0),
+            func.coalesce(func.sum(d.share_views), 0),
+            func.coalesce(func.sum(d.posts), 0),
+            func.coalesce(func.sum(d.points), 0),
+        ).where(d.day == day, d.events > 0)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        names = ("active_informants", "shares", "share_views", "posts", "points")
+        return {name: int(v) for name, v in zip(names, row, strict=True)}
+
     async def figures(
         self, where: tuple[str, str], first: date, last: date, start: datetime, end: datetime
     ) -> Figures:
