@@ -30,6 +30,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"  # auto (console on a terminal, JSON otherwise) | json | console
     access_log: bool = True
+    log_informants: str = "hash"  # hash (a keyed hash on log lines) | omit
+    log_salt: str | None = None  # the hash's key; None: one made in data_dir
     db_pool_size: int = 10
     # Seconds a worker serves an encoded top-of-board page again (0: never). Every reader
     # of a county's top 100 sees the same page; it may lag the board by this much.
@@ -83,6 +85,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"POINTS_SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {sqlite_synchronous!r}"
         )
+    log_informants = environ.get("POINTS_LOG_INFORMANTS", "hash").lower()
+    if log_informants not in {"hash", "omit"}:
+        raise SettingsError(f"POINTS_LOG_INFORMANTS must be hash or omit, got {log_informants!r}")
     sqlite_writer = environ.get("POINTS_SQLITE_WRITER", "process").lower()
     if sqlite_writer not in {"process", "loop"}:
         raise SettingsError(f"POINTS_SQLITE_WRITER must be process or loop, got {sqlite_writer!r}")
@@ -102,6 +107,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_level=environ.get("POINTS_LOG_LEVEL", "INFO").upper(),
         log_format=log_format,
         access_log=_bool(environ, "POINTS_ACCESS_LOG", True),
+        log_informants=log_informants,
+        log_salt=environ.get("POINTS_LOG_SALT") or None,
         db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
         board_page_ttl=_int(environ, "POINTS_BOARD_PAGE_TTL_MS", 1000) / 1000,
         sqlite_synchronous=sqlite_synchronous,

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import gc
+import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Send
 from prometheus_client import CollectorRegistry
 
 from points_service import __version__
-from points_service.adapters.logging import configure_logging
+from points_service.adapters.logging import LOG_FIELDS, configure_logging, log_key
 from points_service.adapters.metrics import worker_exited
 from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
@@ -33,8 +35,24 @@ from points_service.settings import Settings
 _log = structlog.get_logger("points_service")
 
 
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _request_id(scope: Any) -> bytes:
+    """The caller's X-Request-ID when it is a sane one, or a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.match(value):
+                return bytes(value)
+            break
+    return os.urandom(8).hex().encode()
+
+
 def _observe(app: Litestar, settings: Settings) -> Any:
-    """ASGI middleware: the latency histogram, and one summary line per request."""
+    """ASGI middleware: a request id (X-Request-ID, taken or made, sent back and on every
+    log line of the request), the latency histogram, and one summary line per request.
+    Handlers add what the line should say under `scope[LOG_FIELDS]` (the event id, the
+    informant id as `log_informant` renders it)."""
 
     def middleware(inner: ASGIApp) -> ASGIApp:
         async def handle(scope: Any, receive: Receive, send: Send) -> None:
@@ -43,11 +61,19 @@ def _observe(app: Litestar, settings: Settings) -> Any:
                 return
             started = time.perf_counter()
             status = 500
+            request_id = _request_id(scope)
+            fields: dict[str, Any] = {}
+            scope[LOG_FIELDS] = fields
+            structlog.contextvars.bind_contextvars(request_id=request_id.decode())
 
             async def capture(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        (b"x-request-id", request_id),
+                    ]
                 await send(message)
 
             try:
@@ -65,7 +91,9 @@ def _observe(app: Litestar, settings: Settings) -> Any:
                         route=route,
                         status=status,
                         ms=round(elapsed * 1000, 3),
+                        **fields,
                     )
+                structlog.contextvars.unbind_contextvars("request_id")
 
         return handle
 
@@ -129,7 +157,12 @@ def _complete_openapi(app: Litestar) -> None:
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.log_informants,
+        log_key(settings.data_dir, settings.log_salt),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

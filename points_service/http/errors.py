@@ -71,8 +71,13 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return error_response(422, "invalid", detail, field if isinstance(field, str) else None)
 
 
+def _route(request: Request[Any, Any, Any]) -> str:
+    """The route template, never the path: a path can hold an informant id."""
+    return str(request.scope.get("path_template", "unmatched"))
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    _log.warning("dependency_unavailable", path=request.url.path, error=repr(exc))
+    _log.warning("dependency_unavailable", route=_route(request), error=repr(exc))
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         runtime.metrics.dependency_failed(exc)
@@ -82,7 +87,7 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[by
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    _log.exception("unhandled_error", path=request.url.path)
+    _log.exception("unhandled_error", route=_route(request))
     return error_response(500, "internal_error", "internal error")
 
 

@@ -24,6 +24,7 @@ from litestar import asgi, post
 from litestar.params import RawBody
 from litestar.types import Receive, Scope, Send
 
+from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
 from points_service.http.convert import board_out, event_result, ranks_out, standing_out
 from points_service.http.errors import ApiError, decode_error
@@ -93,6 +94,10 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
             event = event_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise decode_error(exc) from None
+        fields: dict[str, Any] | None = scope.get(LOG_FIELDS)  # type: ignore[assignment]
+        if fields is not None:
+            fields["event_id"] = event.event_id
+            fields.update(informant_field(event.informant_id))
         credited = await runtime.credits.record(event)
     except (ApiError, InvalidInput, Conflict) as exc:
         runtime.metrics.event_refused(getattr(exc, "code", "invalid"))

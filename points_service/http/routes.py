@@ -9,6 +9,7 @@ import structlog
 from litestar import Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter, RawBody
 
+from points_service.adapters.logging import LOG_FIELDS
 from points_service.adapters.metrics import exposition
 from points_service.domain.events import ID_PATTERN, error_field
 from points_service.domain.institutions import Institution
@@ -106,6 +107,9 @@ async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
     if len(raws) > MAX_BATCH:
         raise ApiError(422, "invalid", f"a batch holds at most {MAX_BATCH} events", "events")
     rt = _rt(request)
+    fields: dict[str, Any] | None = request.scope.get(LOG_FIELDS)  # type: ignore[assignment]
+    if fields is not None:
+        fields["events"] = len(raws)
     results = await rt.credits.record_batch([_item(r) for r in raws])
     items: list[BatchItem] = []
     accepted = 0
