@@ -4,6 +4,7 @@ check|rebuild|reconcile."""
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,11 @@ def _serve(settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` pays for the server's import
 
     asyncio.run(_migrate(settings))
+    # uvicorn shuts down gracefully on SIGTERM / SIGINT, then raises the signal again for
+    # the handler it found: this one ends the process with 0 after a graceful stop,
+    # through the `finally` below, rather than dying of the signal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     embedded = None
     if settings.redis_url is None and settings.workers > 1:
         # Workers share one embedded Redis, started before them and stopped after.
@@ -63,6 +69,10 @@ def _serve(settings: Settings) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _share_metrics(settings: Settings) -> None:
