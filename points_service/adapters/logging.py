@@ -55,14 +55,36 @@ def _serialize(event: dict[str, Any], **_: Any) -> bytes:
     return _encoder.encode(event)
 
 
+# Loggers are cached on first use (structlog's `cache_logger_on_first_use`), and a cached
+# logger keeps the processor list and the output it was made with. So there is one list,
+# changed in place, with the level filter in it, and one output, file descriptor 2 itself
+# (not the `sys.stderr` object of the moment): a later configure_logging (another app in
+# the same process, a test) then reaches every logger made before it.
+_PROCESSORS: list[Any] = []
+_LEVEL = {"min": logging.INFO}
+_LEVELS = logging.getLevelNamesMapping()
+
+
+def _at_level(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if _LEVELS.get(method.upper(), logging.CRITICAL) < _LEVEL["min"]:
+        raise structlog.DropEvent
+    return event
+
+
+def _to_bytes(_logger: Any, _method: str, line: str) -> bytes:
+    return line.encode()
+
+
 def configure_logging(
     level: str = "INFO", fmt: str = "auto", informants: str = "hash", key: bytes = b""
 ) -> None:
     if informants not in INFORMANT_MODES:
         raise ValueError(f"informants must be one of {INFORMANT_MODES}")
     _informants.update(mode=informants, key=key)
+    _LEVEL["min"] = _LEVELS.get(level.upper(), logging.INFO)
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list[Any] = [
+        _at_level,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -70,17 +92,12 @@ def configure_logging(
     ]
     if json_lines:
         processors.append(structlog.processors.JSONRenderer(serializer=_serialize))
-        # File descriptor 2 itself, not the `sys.stderr` object of the moment: loggers
-        # are cached on first use, and must keep writing wherever fd 2 points.
-        factory: Any = structlog.BytesLoggerFactory(_STDERR)
     else:
-        processors.append(structlog.dev.ConsoleRenderer())
-        factory = structlog.PrintLoggerFactory(sys.stderr)
+        processors += [structlog.dev.ConsoleRenderer(), _to_bytes]
+    _PROCESSORS[:] = processors
     structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level, logging.INFO)
-        ),
-        logger_factory=factory,
+        processors=_PROCESSORS,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        logger_factory=structlog.BytesLoggerFactory(_STDERR),
         cache_logger_on_first_use=True,
     )
