@@ -77,6 +77,7 @@ class Runtime:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
         redis = connect(redis_url, cluster=settings.redis_cluster)
+        metrics.watch_redis(redis)
         ledger = await open_ledger(
             database_url(settings.database_url, settings.data_dir),
             pool_size=settings.db_pool_size,

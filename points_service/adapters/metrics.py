@@ -350,6 +350,34 @@ class Metrics:
         for measure, figure in figures.items():
             self.today.labels(measure).set(figure)
 
+    def watch_redis(self, client: Any) -> None:
+        """Time the redis-py client's commands (op "command": reads of points, boards and
+        profiles) and pipelines (op "pipeline"); the credit path's scripts are timed by
+        their own pipeline (op "scripts")."""
+
+        def timed(op: str, call: Any) -> Any:
+            async def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    result = await call(*args, **kwargs)
+                except Exception:
+                    self.redis_observed(op, time.perf_counter() - started, False)
+                    raise
+                self.redis_observed(op, time.perf_counter() - started, True)
+                return result
+
+            return run
+
+        make_pipeline = client.pipeline
+
+        def pipeline(*args: Any, **kwargs: Any) -> Any:
+            pipe = make_pipeline(*args, **kwargs)
+            pipe.execute = timed("pipeline", pipe.execute)
+            return pipe
+
+        client.execute_command = timed("command", client.execute_command)
+        client.pipeline = pipeline
+
     def watch_engine(self, engine: AsyncEngine) -> None:
         """Time every statement the engine runs (the group commit's writers have their own
         connections and are timed as commits)."""

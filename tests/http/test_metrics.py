@@ -91,6 +91,8 @@ async def test_a_scrape_shows_the_traffic_and_passes_promtool(base_settings: Set
     assert value(found, "points_http_request_duration_seconds_count", route="/v1/events") == 5
     assert value(found, "points_redis_command_duration_seconds_count", op="scripts") >= 4
     assert value(found, "points_redis_command_duration_seconds_count", op="ping") >= 1
+    assert value(found, "points_redis_command_duration_seconds_count", op="command") >= 1
+    assert value(found, "points_redis_command_duration_seconds_count", op="pipeline") >= 1
     assert value(found, "points_ledger_commit_duration_seconds_count") >= 3
     assert value(found, "points_ledger_commit_batch_size_sum") >= 3
     assert value(found, "points_db_query_duration_seconds_count", statement="select") >= 1
