@@ -61,7 +61,6 @@ class Runtime:
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
-    reports_sql: SqlReports | None = None
 
     @classmethod
     async def start(
@@ -117,9 +116,8 @@ class Runtime:
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
         awards = Awards(load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine))
-        reports_sql = SqlReports(ledger.engine)
         reports = Reports(
-            reports_sql,
+            SqlReports(ledger.engine),
             leaderboards,
             utc_now,
             load_population_file(settings.rules_dir),
@@ -141,14 +139,11 @@ class Runtime:
             reports,
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
-            reports_sql=reports_sql,
         )
 
     async def count_today(self) -> None:
         """The programme's figures for today, into the gauges (the dashboard's numbers)."""
-        day = Calendar.named(self.settings.timezone).day_of(utc_now())
-        if self.reports_sql is not None:
-            self.metrics.programme_today(await self.reports_sql.day_totals(day))
+        self.metrics.programme_today(await self.reports.today())
 
     async def check_health(self) -> tuple[bool, bool]:
         """Ping Redis and the database; the gauges say what was found."""

@@ -65,6 +65,10 @@ def _fail(batch: Sequence[_Queued], error: BaseException) -> None:
             future.set_exception(error)
 
 
+def _unobserved(seconds: float, ok: bool) -> None:
+    pass
+
+
 class ScriptPipeline:
     def __init__(
         self, client: RedisClient, *, max_calls: int = 1000, cluster: bool = False
@@ -82,7 +86,7 @@ class ScriptPipeline:
         self._pipe: RedisPipe | None = None
         self._flush_due = False
         # Told of every round trip: (seconds, ok). Metrics; never on the answer's path.
-        self.on_roundtrip: Callable[[float, bool], None] | None = None
+        self.on_roundtrip: Callable[[float, bool], None] = _unobserved
         pool = getattr(client, "connection_pool", None)
         if not cluster and pool is not None and pool.connection_class in _PLAIN:
             self._pipe = RedisPipe.for_pool(pool.connection_kwargs)
@@ -160,8 +164,7 @@ class ScriptPipeline:
         try:
             await pipe.connect()
         except Exception as exc:
-            if self.on_roundtrip is not None:
-                self.on_roundtrip(time.perf_counter() - started, False)
+            self.on_roundtrip(time.perf_counter() - started, False)
             while self._queue:
                 _fail(self._take(), exc)
             return
@@ -174,8 +177,7 @@ class ScriptPipeline:
         started: float,
         replies: list[Any] | Exception,
     ) -> None:
-        if self.on_roundtrip is not None:
-            self.on_roundtrip(time.perf_counter() - started, not isinstance(replies, Exception))
+        self.on_roundtrip(time.perf_counter() - started, not isinstance(replies, Exception))
         if isinstance(replies, Exception):
             _fail(batch, replies)
         elif any(_missing_script(r) for r in replies):
@@ -205,12 +207,10 @@ class ScriptPipeline:
                 try:
                     results = await self._send([c for calls, _ in batch for c in calls])
                 except Exception as exc:
-                    if self.on_roundtrip is not None:
-                        self.on_roundtrip(time.perf_counter() - started, False)
+                    self.on_roundtrip(time.perf_counter() - started, False)
                     _fail(batch, exc)
                     continue
-                if self.on_roundtrip is not None:
-                    self.on_roundtrip(time.perf_counter() - started, True)
+                self.on_roundtrip(time.perf_counter() - started, True)
                 _settle(batch, results)
 
     async def _evalsha_each(self, batch: Sequence[_Call]) -> list[Any]:

@@ -52,7 +52,7 @@ def _observe(app: Litestar, settings: Settings) -> Any:
     """ASGI middleware: a request id (X-Request-ID, taken or made, sent back and on every
     log line of the request), the latency histogram, and one summary line per request.
     Handlers add what the line should say under `scope[LOG_FIELDS]` (the event id, the
-    informant id as `log_informant` renders it)."""
+    informant id as `informant_field` renders it)."""
 
     def middleware(inner: ASGIApp) -> ASGIApp:
         async def handle(scope: Any, receive: Receive, send: Send) -> None:
@@ -63,7 +63,8 @@ def _observe(app: Litestar, settings: Settings) -> Any:
             status = 500
             request_id = _request_id(scope)
             fields: dict[str, Any] = {}
-            scope[LOG_FIELDS] = fields
+            if settings.access_log:  # handlers fill in the summary line's fields
+                scope[LOG_FIELDS] = fields
             structlog.contextvars.bind_contextvars(request_id=request_id.decode())
 
             async def capture(message: Message) -> None:
@@ -102,8 +103,6 @@ def _observe(app: Litestar, settings: Settings) -> Any:
 
 CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have closed
 HEALTH_EVERY = 5  # seconds between health checks of Redis and the database (the gauges)
-
-
 TODAY_EVERY = 6  # health checks between counts of the programme's day (30 s)
 
 

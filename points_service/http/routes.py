@@ -375,12 +375,6 @@ async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     return Response(_rules_out(rt), status_code=200 if result.ok else 422)
 
 
-def _board_filter(metric: str | None, scope: str | None, period: str | None) -> BoardFilter:
-    only = BoardFilter(metric, scope, period)
-    only.check()
-    return only
-
-
 @post(
     "/v1/admin/leaderboards/rebuild",
     status_code=200,
@@ -392,7 +386,7 @@ async def boards_rebuild(
     scope_kind: Annotated[str | None, QueryParameter(name="scope")] = None,
     period: Annotated[str | None, QueryParameter()] = None,
 ) -> RebuildOut:
-    only = _board_filter(metric, scope_kind, period)
+    only = BoardFilter(metric, scope_kind, period)  # checked by rebuild / reconcile
     started = time.perf_counter()
     report = await _rt(request).leaderboards.rebuild(only)
     seconds = round(time.perf_counter() - started, 3)
@@ -412,7 +406,7 @@ async def boards_reconcile(
     period: Annotated[str | None, QueryParameter()] = None,
     show: Annotated[int, QueryParameter(ge=0, le=1000)] = 100,
 ) -> ReconcileOut:
-    only = _board_filter(metric, scope_kind, period)
+    only = BoardFilter(metric, scope_kind, period)  # checked by rebuild / reconcile
     started = time.perf_counter()
     differences = await _rt(request).leaderboards.reconcile(only)
     seconds = round(time.perf_counter() - started, 3)

@@ -28,6 +28,8 @@ class ReportFigures(Protocol):
 
     async def children(self, code: str) -> list[str]: ...
 
+    async def day_totals(self, day: date) -> dict[str, int]: ...
+
     async def year_to_date(
         self,
         where: tuple[str, str],
@@ -66,6 +68,10 @@ class Reports:
         self._figures = figures
         self._boards = boards  # for the programme calendar
         self._clock = clock
+
+    async def today(self) -> dict[str, int]:
+        """The whole programme on the current programme day (the operators' gauges)."""
+        return await self._figures.day_totals(date.fromordinal(self._boards.today()))
 
     async def monthly(
         self, month: str | None, region: str | None, institution: str | None
