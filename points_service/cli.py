@@ -22,6 +22,7 @@ from points_service.domain.calendar import Calendar
 from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
+from points_service.domain.state import StoredState
 from points_service.runtime import Runtime
 from points_service.services.errors import InvalidInput, NotFound
 from points_service.services.imports import Imports, ProfileImport
@@ -258,6 +259,59 @@ async def _boards_close(settings: Settings) -> int:
     return 0
 
 
+async def _state_rebuild(settings: Settings, force: bool) -> int:
+    runtime = await Runtime.start(settings)
+    started = time.perf_counter()
+
+    def progress(informants: int) -> None:
+        rate = informants / max(time.perf_counter() - started, 1e-9)
+        print(f"\r{informants:,} informants read ({rate:,.0f}/s)", end="", file=sys.stderr)
+
+    try:
+        report = await runtime.recovery.rebuild(force=force, progress=progress)
+    finally:
+        await runtime.stop()
+    print(
+        f"\nstates of {report.informants:,} informants: {report.written:,} written from the "
+        f"ledger, {report.kept:,} already in Redis and kept, in "
+        f"{time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _state_reconcile(settings: Settings, show: int) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        differences = await runtime.recovery.reconcile()
+    finally:
+        await runtime.stop()
+
+    def held(s: StoredState | None) -> str:
+        if s is None:
+            return "none (put back when next used)"
+        return f"balance {s.balance}, earned {s.earned}, streak {s.streak} (day {s.streak_day})"
+
+    for d in differences[:show]:
+        print(f"{d.informant_id}: redis {held(d.redis)}; ledger {held(d.ledger)}")
+    if len(differences) > show:
+        print(f"... and {len(differences) - show} more")
+    missing = sum(1 for d in differences if d.redis is None)
+    print(
+        f"{len(differences)} informant(s) differ ({missing} with no state in Redis)"
+        if differences
+        else "no differences",
+        file=sys.stderr,
+    )
+    return 1 if len(differences) > missing else 0
+
+
+def _state(settings: Settings, args: argparse.Namespace) -> int:
+    if args.state == "rebuild":
+        return asyncio.run(_state_rebuild(settings, args.force))
+    return asyncio.run(_state_reconcile(settings, args.show))
+
+
 def _read_lines(source: Path) -> list[tuple[int, bytes]]:
     data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
     return list(enumerate(data.splitlines(), start=1))
@@ -400,6 +454,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
+    state = sub.add_parser("state", help="informants' Redis state").add_subparsers(
+        dest="state", required=True
+    )
+    state_rebuild = state.add_parser(
+        "rebuild", help="put back from the ledger every state Redis does not hold"
+    )
+    state_rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the states Redis holds too (stop the service first)",
+    )
+    state_reconcile = state.add_parser("reconcile", help="compare Redis state with the ledger")
+    state_reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -450,6 +517,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": _migrate_command,
     "rules": _rules,
     "leaderboards": _leaderboards,
+    "state": _state,
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
     "awards": _exports,
     "reports": _exports,

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
 from prometheus_client import CollectorRegistry
 
 from points_service.adapters.embedded_redis import EmbeddedRedis
@@ -21,6 +22,7 @@ from points_service.adapters.rule_files import (
 )
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.engine import database_url
+from points_service.adapters.sql.history import SqlStateHistory
 from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
 from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
@@ -30,12 +32,14 @@ from points_service.services.account import Accounts
 from points_service.services.awards import Awards
 from points_service.services.credit import Credits
 from points_service.services.institutions import Institutions
-from points_service.services.leaderboards import Leaderboards
+from points_service.services.leaderboards import BoardFilter, Leaderboards
 from points_service.services.profiles import Profiles
+from points_service.services.recovery import StateRecovery
 from points_service.services.reports import Reports
 from points_service.services.rulebook import RuleBook
 from points_service.settings import Settings
 
+_log = structlog.get_logger("points_service.recovery")
 HEALTH_TIMEOUT = 2.0  # seconds a health check waits for Redis or the database
 
 
@@ -58,6 +62,7 @@ class Runtime:
     institutions: Institutions
     awards: Awards
     reports: Reports
+    recovery: StateRecovery
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
@@ -97,6 +102,11 @@ class Runtime:
             idem_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
         )
         calendar = Calendar.named(settings.timezone)
+        recovery = StateRecovery(
+            SqlStateHistory(ledger.engine), state, rules, calendar, settings.day_ttl, utc_now
+        )
+        # A state Redis does not hold is put back from the ledger before it is used.
+        state.heal_from(recovery.load, metrics.states_restored)
         leaderboards = Leaderboards(
             RedisBoards(
                 redis, prefix=settings.redis_prefix, scripts=scripts, cluster=settings.redis_cluster
@@ -137,9 +147,35 @@ class Runtime:
             institutions,
             awards,
             reports,
+            recovery,
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
+
+    async def recover_if_redis_lost(self) -> bool:
+        """When Redis holds no marker of the service (new, flushed, or restarted without
+        its files), rebuild the profiles' copy and every board from the ledger, then
+        reconcile. One worker of all does it (the marker is set once). Informants' state
+        needs no pass of its own: each is put back as it is used. True when it ran."""
+        if not self.settings.rebuild_on_redis_loss:
+            return False
+        if not await self.state.mark(utc_now().isoformat()):
+            return False
+        try:
+            profiles = await self.profiles.sync_mirror()
+            report = await self.leaderboards.rebuild(BoardFilter())
+            differences = await self.leaderboards.reconcile(BoardFilter())
+        except BaseException:
+            await self.state.unmark()  # the next health round tries again
+            raise
+        _log.warning(
+            "redis_marker_missing_rebuilt",
+            profiles=profiles,
+            boards=report.boards,
+            members=report.members,
+            differences=len(differences),
+        )
+        return True
 
     async def count_today(self) -> None:
         """The programme's figures for today, into the gauges (the dashboard's numbers)."""

@@ -40,6 +40,10 @@ class Settings:
     # Where SQLite credit transactions run: "process" (a child of each worker, off the
     # event loop) or "loop" (on the worker's event loop).
     sqlite_writer: str = "process"
+    # When Redis turns out to have lost its data (its marker key is gone), rebuild the
+    # leaderboards and the profiles' copy from the ledger by themselves. Informants'
+    # state is put back as it is used, whatever this says.
+    rebuild_on_redis_loss: bool = True
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -113,4 +117,5 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         board_page_ttl=_int(environ, "POINTS_BOARD_PAGE_TTL_MS", 1000) / 1000,
         sqlite_synchronous=sqlite_synchronous,
         sqlite_writer=sqlite_writer,
+        rebuild_on_redis_loss=_bool(environ, "POINTS_REBUILD_ON_REDIS_LOSS", True),
     )

@@ -5,6 +5,7 @@ collide; both are removed at the end.
 """
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -74,6 +75,10 @@ def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
         log_level="WARNING",
         access_log=False,
         board_page_ttl=0,  # tests read what they have just written
+        # Each test has a Redis prefix of its own over a shared database: a rebuild of
+        # every board from that database at each start is not what they test (the Redis
+        # loss tests turn it on).
+        rebuild_on_redis_loss=False,
     )
 
 
@@ -112,10 +117,8 @@ def redis_client(settings: Settings) -> Any:
     return connect(settings.redis_url or REDIS_URL, cluster=settings.redis_cluster)
 
 
-@pytest.fixture
-async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
-    """`settings` with a database of the test's own (SQLite already is): for tests that
-    compare every board with every event, such as reconcile."""
+@contextlib.asynccontextmanager
+async def _own_database(settings: Settings) -> AsyncIterator[Settings]:
     if settings.database_url is None:
         yield settings
         return
@@ -125,6 +128,23 @@ async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
         yield replace(settings, database_url=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """`settings` with a database of the test's own (SQLite already is): for tests that
+    compare every board with every event, such as reconcile."""
+    async with _own_database(settings) as own:
+        yield own
+
+
+@pytest.fixture
+async def isolated_settings_with_cluster(
+    settings_with_cluster: Settings,
+) -> AsyncIterator[Settings]:
+    """The same, over SQLite, PostgreSQL and a Redis Cluster."""
+    async with _own_database(settings_with_cluster) as own:
+        yield own
 
 
 @pytest.fixture

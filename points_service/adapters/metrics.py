@@ -172,6 +172,16 @@ class Metrics:
             "Unacknowledged events whose Redis changes could not be taken back",
             registry=registry,
         )
+        self.state_restored = Counter(
+            "points_state_restored_total",
+            "Informant states Redis did not hold and that were put back from the ledger: "
+            "kind=history for informants the ledger knew (Redis lost data), kind=new for "
+            "first-time informants",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("history", "new"):
+            self.state_restored.labels(kind)
         self.board_writes = Counter(
             "points_leaderboard_writes_total",
             "Credited events sent to the leaderboards",
@@ -295,6 +305,13 @@ class Metrics:
         self.reconcile_last.set(time.time())
 
     # adapters' hooks
+    def states_restored(self, known: int, new: int) -> None:
+        if known:
+            self.state_restored.labels("history").inc(known)
+            _log.warning("state_restored_from_ledger", informants=known)
+        if new:
+            self.state_restored.labels("new").inc(new)
+
     def commit_observed(self, size: int, seconds: float) -> None:
         self.commit_batch.observe(size)
         self.commit_seconds.observe(seconds)

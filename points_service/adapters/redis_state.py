@@ -5,21 +5,33 @@ call touches one Redis Cluster slot. Informant ids cannot contain braces (the ev
 schema forbids them), so the tag cannot be moved by an id.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
 import msgspec
 
 from points_service.adapters.redis_client import RedisClient, queued
-from points_service.adapters.script_pipeline import ScriptPipeline
+from points_service.adapters.script_pipeline import Script, ScriptPipeline
 from points_service.domain.boards import Placement
 from points_service.domain.engine import Decision, EventPlan, undo_of
 from points_service.domain.profiles import Profile
-from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
+from points_service.domain.recovery import Restored
+from points_service.domain.state import (
+    Applied,
+    Clawback,
+    Overdraw,
+    PointsSnapshot,
+    Spend,
+    StoredState,
+)
 
 _LUA = files("points_service.adapters") / "lua"
 _decision = msgspec.json.Decoder(Decision)
+_NO_STATE = 3  # redeem.lua / reverse.lua: the state hash is missing
+
+# Reads the ledger for informants whose state Redis does not hold (see `RedisState`).
+Loader = Callable[[Sequence[str]], Awaitable[Mapping[str, Restored]]]
 
 
 _spend = msgspec.json.Decoder(Spend)
@@ -31,7 +43,12 @@ def key_tag(prefix: str, informant_id: str) -> str:
 
 
 def encode_apply_call(
-    prefix: str, day_ttl: int, idem_ttl: int, groups: Sequence[tuple[str, Sequence[EventPlan]]]
+    prefix: str,
+    day_ttl: int,
+    idem_ttl: int,
+    groups: Sequence[tuple[str, Sequence[EventPlan]]],
+    *,
+    checked: bool = False,
 ) -> tuple[list[str], bytes]:
     """KEYS and ARGV of one apply.lua call (the benchmark replays it in redis-benchmark)."""
     keys: list[str] = []
@@ -59,12 +76,28 @@ def encode_apply_call(
                 ],
             }
         )
-    return keys, msgspec.json.encode({"t": day_ttl, "i": idem_ttl, "g": placed})
+    call: dict[str, Any] = {"t": day_ttl, "i": idem_ttl, "g": placed}
+    if checked:
+        call["m"] = 1
+    return keys, msgspec.json.encode(call)
 
 
 # The informant's profile hash (`{tag}:p`): placement and status (pv ct co in st) for the
 # credit path, display fields (nm un) for the leaderboards. Written by set_profile, read
 # by apply.lua and RedisBoards.display.
+def profile_fields(profile: Profile) -> list[str]:
+    values = {
+        "pv": profile.province,
+        "ct": profile.city,
+        "co": profile.county,
+        "in": profile.institution_id,
+        "st": profile.status,
+        "nm": profile.name,
+        "un": profile.unit_name,
+    }
+    return [x for k, v in values.items() if v is not None for x in (k, v)]
+
+
 def placement_of(values: Sequence[bytes | None]) -> tuple[Placement, bool]:
     """(placement, listed) from HMGET pv ct co in st."""
     province, city, county, institution, status = (v.decode() if v else None for v in values)
@@ -82,7 +115,18 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
+class StateLost(ConnectionError):
+    """Redis lost an informant's state again while it was being put back (a 503)."""
+
+
 class RedisState:
+    """The informants' state. With a loader (`heal_from`), a state that is missing is
+    never taken for a new informant's: the scripts refuse it, the loader reads what the
+    ledger kept, `restore.lua` puts it back (an empty one for an informant the ledger
+    does not know) and the call is made again. So a Redis that lost its data, flushed
+    or restarted empty, heals one informant at a time as they come back, and every
+    answer stays what the ledger supports."""
+
     def __init__(
         self,
         client: RedisClient,
@@ -106,6 +150,71 @@ class RedisState:
         self._reverse = self._scripts.register(_LUA.joinpath("reverse.lua").read_text())
         self._undo = self._scripts.register(_LUA.joinpath("undo.lua").read_text())
         self._set_profile = self._scripts.register(_SET_PROFILE)
+        self._restore = self._scripts.register(_LUA.joinpath("restore.lua").read_text())
+        self._loader: Loader | None = None
+        self._on_restored: Callable[[int, int], None] | None = None
+
+    def heal_from(
+        self, loader: Loader, on_restored: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Put missing states back through `loader`; `on_restored(known, new)` counts
+        the informants restored with history from the ledger, and the new ones."""
+        self._loader = loader
+        self._on_restored = on_restored
+
+    async def _heal(self, ids: Sequence[str], *, known_only: bool = False) -> None:
+        assert self._loader is not None
+        restored = await self._loader(ids)
+        if known_only:
+            restored = {i: r for i, r in restored.items() if r.history or r.profile is not None}
+        written = set(await self.restore(restored))
+        if self._on_restored is not None and written:
+            known = sum(1 for i in written if restored[i].history)
+            self._on_restored(known, len(written) - known)
+
+    async def restore(self, restored: Mapping[str, Restored], *, force: bool = False) -> list[str]:
+        """Write each informant's state (skipping those that have one, unless `force`);
+        returns the ids written."""
+        ids = list(restored)
+        calls = [self._restore_call(i, restored[i], force) for i in ids]
+        flags = await self._scripts.call_many(calls) if calls else []
+        return [i for i, flag in zip(ids, flags, strict=True) if flag == 1]
+
+    def _restore_call(
+        self, informant_id: str, restored: Restored, force: bool
+    ) -> tuple[Script, list[str], list[bytes]]:
+        tag = self._tag(informant_id)
+        state = restored.state
+        keys = [f"{tag}:s", f"{tag}:x", f"{tag}:p", *(f"{tag}:d:{d}" for d in restored.days)]
+        days = [
+            [4 + n, [x for k, v in sorted(state.days[day].items()) for x in (k, v)]]
+            for n, day in enumerate(restored.days)
+            if state.days.get(day)
+        ]
+        body: dict[str, Any] = {
+            "b": state.balance,
+            "e": state.earned,
+            "sk": state.streak,
+            "sd": state.streak_day,
+            "x": sorted(state.ever),
+            "d": days,
+            "t": self._day_ttl,
+            "f": force,
+        }
+        if restored.profile is not None:
+            body["p"] = profile_fields(restored.profile)
+        return self._restore, keys, [msgspec.json.encode(body)]
+
+    async def stored(self, ids: Sequence[str]) -> dict[str, StoredState | None]:
+        """Balance, earned and streak as Redis holds them (None: no state)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                await queued(pipe.hmget(f"{self._tag(i)}:s", ["b", "e", "sk", "sd"]))
+            rows = await pipe.execute()
+        return {
+            i: None if all(v is None for v in row) else StoredState(*(_int(v) for v in row))
+            for i, row in zip(ids, rows, strict=True)
+        }
 
     def _tag(self, informant_id: str) -> str:
         return key_tag(self._prefix, informant_id)
@@ -113,10 +222,15 @@ class RedisState:
     def encode_call(
         self, groups: Sequence[tuple[str, Sequence[EventPlan]]]
     ) -> tuple[list[str], bytes]:
-        return encode_apply_call(self._prefix, self._day_ttl, self._idem_ttl, groups)
+        return encode_apply_call(
+            self._prefix, self._day_ttl, self._idem_ttl, groups, checked=self._loader is not None
+        )
 
     @staticmethod
-    def _results(raw: Sequence[Any]) -> list[Applied]:
+    def _results(raw: Sequence[Any] | int) -> list[Applied] | None:
+        if raw == 0:
+            return None  # no state (see apply.lua)
+        assert not isinstance(raw, int)
         plans, profile = raw
         placement, listed = placement_of(profile)
         return [
@@ -124,15 +238,29 @@ class RedisState:
         ]
 
     async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
-        keys, arg = self.encode_call([(informant_id, plans)])
-        [group] = await self._scripts.call(self._apply, keys, [arg])
-        return self._results(group)
+        return (await self.apply_groups({informant_id: plans}))[informant_id]
 
     async def apply_groups(
         self, groups: Mapping[str, Sequence[EventPlan]]
     ) -> dict[str, list[Applied]]:
         """Every group in one pipelined round trip: on one Redis node, a few script calls
-        of many informants each; on a cluster, one call per informant (one slot each)."""
+        of many informants each; on a cluster, one call per informant (one slot each).
+        Informants without a state are put back from the ledger and applied again."""
+        found = await self._apply_groups(groups)
+        missing = [i for i, r in found.items() if r is None]
+        if missing:
+            await self._heal(missing)
+            found |= await self._apply_groups({i: groups[i] for i in missing})
+        applied: dict[str, list[Applied]] = {}
+        for informant_id, result in found.items():
+            if result is None:
+                raise StateLost(f"informant {informant_id!r}: Redis lost the state again")
+            applied[informant_id] = result
+        return applied
+
+    async def _apply_groups(
+        self, groups: Mapping[str, Sequence[EventPlan]]
+    ) -> dict[str, list[Applied] | None]:
         items = list(groups.items())
         size = 1 if self._cluster else self._groups_per_call
         calls = []
@@ -145,11 +273,26 @@ class RedisState:
             for (informant_id, _), result in zip(items, raw, strict=True)
         }
 
+    async def _call_healed(
+        self, informant_id: str, script: Script, keys: list[str], args: list[Any]
+    ) -> Any:
+        """A script that answers {3, ''} when the state is missing: heal, call again."""
+        if self._loader is not None:
+            args = [*args, "1"]
+        flag, body = await self._scripts.call(script, keys, args)
+        if flag == _NO_STATE:
+            await self._heal([informant_id])
+            flag, body = await self._scripts.call(script, keys, args)
+            if flag == _NO_STATE:
+                raise StateLost(f"informant {informant_id!r}: Redis lost the state again")
+        return flag, body
+
     async def redeem(
         self, informant_id: str, redemption_id: str, points: int, body_hash: str
     ) -> tuple[Spend, bool] | Overdraw:
         tag = self._tag(informant_id)
-        flag, body = await self._scripts.call(
+        flag, body = await self._call_healed(
+            informant_id,
             self._redeem,
             [f"{tag}:s", f"{tag}:r:{redemption_id}"],
             [points, body_hash, self._idem_ttl],
@@ -160,8 +303,11 @@ class RedisState:
 
     async def reverse(self, informant_id: str, event_id: str, points: int) -> tuple[Clawback, bool]:
         tag = self._tag(informant_id)
-        flag, body = await self._scripts.call(
-            self._reverse, [f"{tag}:s", f"{tag}:v:{event_id}"], [points, self._idem_ttl]
+        flag, body = await self._call_healed(
+            informant_id,
+            self._reverse,
+            [f"{tag}:s", f"{tag}:v:{event_id}"],
+            [points, self._idem_ttl],
         )
         return _clawback.decode(body), flag == 1
 
@@ -171,6 +317,13 @@ class RedisState:
             await queued(pipe.hgetall(f"{tag}:s"))
             await queued(pipe.hgetall(f"{tag}:d:{day}"))
             state, today = await pipe.execute()
+        if not state and self._loader is not None:
+            # Read-only: an informant the ledger does not know gets no keys.
+            await self._heal([informant_id], known_only=True)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await queued(pipe.hgetall(f"{tag}:s"))
+                await queued(pipe.hgetall(f"{tag}:d:{day}"))
+                state, today = await pipe.execute()
         return PointsSnapshot(
             balance=_int(state.get(b"b")),
             earned=_int(state.get(b"e")),
@@ -190,21 +343,25 @@ class RedisState:
     async def set_profile(self, informant_id: str, profile: Profile) -> None:
         """Replace the informant's profile hash: what apply.lua reads and what the
         leaderboards display."""
-        values = {
-            "pv": profile.province,
-            "ct": profile.city,
-            "co": profile.county,
-            "in": profile.institution_id,
-            "st": profile.status,
-            "nm": profile.name,
-            "un": profile.unit_name,
-        }
-        fields = [x for k, v in values.items() if v is not None for x in (k, v)]
+        fields = profile_fields(profile)
         # One script, so the credit path never reads a half-written profile.
         await self._scripts.call(self._set_profile, [f"{self._tag(informant_id)}:p"], fields)
 
     async def balance(self, informant_id: str) -> int:
-        return _int(await self._redis.hget(f"{self._tag(informant_id)}:s", "b"))
+        key = f"{self._tag(informant_id)}:s"
+        held = await self._redis.hget(key, "b")
+        if held is None and self._loader is not None:
+            await self._heal([informant_id], known_only=True)
+            held = await self._redis.hget(key, "b")
+        return _int(held)
+
+    async def mark(self, stamp: str) -> bool:
+        """Leave a marker key unless there is one: True when there was none (this Redis
+        is new to the service, or it lost its data since the marker was left)."""
+        return bool(await self._redis.set(f"{self._prefix}:marker", stamp, nx=True))
+
+    async def unmark(self) -> None:
+        await self._redis.delete(f"{self._prefix}:marker")
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

@@ -102,6 +102,13 @@ def _template(version: str, rule: Rule) -> RulePlan:
     return template
 
 
+def dedup_member(rule: Rule, event: Event) -> str | None:
+    """What a distinct-by rule remembers of an event, None for a rule that pays every one."""
+    if rule.distinct is None:
+        return None
+    return "\x1f".join([rule.id, *(getattr(event, f) or "" for f in rule.distinct.by)])
+
+
 def plan_event(
     event: Event,
     rules: RuleSet,
@@ -129,9 +136,7 @@ def plan_event(
             skip = rule.exclude_self.reason
         elif rule.today_only and day != today:
             skip = f"stale_{event.action}"
-        dk: str | None = None
-        if rule.distinct is not None:
-            dk = "\x1f".join([rule.id, *(getattr(event, f) or "" for f in rule.distinct.by)])
+        dk = dedup_member(rule, event)
         template = _template(rules.version, rule)
         plans.append(msgspec.structs.replace(template, p=template.p * factor, dk=dk, skip=skip))
     return EventPlan(

@@ -44,3 +44,13 @@ class PointsSnapshot:
     streak: int
     streak_day: int
     today: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """An informant's running totals as the state store holds them."""
+
+    balance: int
+    earned: int
+    streak: int
+    streak_day: int

@@ -108,22 +108,40 @@ TODAY_EVERY = 6  # health checks between counts of the programme's day (30 s)
 
 async def _watch_health(runtime: Runtime) -> None:
     """Dependency health every few seconds, the programme's day every half minute: the
-    gauges of both, and a log line when health changes."""
+    gauges of both, and a log line when health changes. While both are up, a look for a
+    Redis that lost its data (a rebuild from the ledger runs in the background)."""
     was = (True, True)
     rounds = 0
-    while True:
-        now = await runtime.check_health()
-        if now != was:
-            log = _log.info if all(now) else _log.error
-            log("dependencies", redis_up=now[0], database_up=now[1])
-            was = now
-        if now[1] and rounds % TODAY_EVERY == 0:
-            try:
-                await runtime.count_today()
-            except Exception as exc:
-                _log.warning("count_today_failed", error=repr(exc))
-        rounds += 1
-        await asyncio.sleep(HEALTH_EVERY)
+    recovery: asyncio.Task[None] | None = None
+    try:
+        while True:
+            now = await runtime.check_health()
+            if now != was:
+                log = _log.info if all(now) else _log.error
+                log("dependencies", redis_up=now[0], database_up=now[1])
+                was = now
+            if all(now) and (recovery is None or recovery.done()):
+                recovery = asyncio.create_task(_recover(runtime), name="recover-redis")
+            if now[1] and rounds % TODAY_EVERY == 0:
+                try:
+                    await runtime.count_today()
+                except Exception as exc:
+                    _log.warning("count_today_failed", error=repr(exc))
+            rounds += 1
+            await asyncio.sleep(HEALTH_EVERY)
+    finally:
+        if recovery is not None:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
+
+
+async def _recover(runtime: Runtime) -> None:
+    """Rebuild from the ledger what Redis lost (see Runtime.recover_if_redis_lost)."""
+    try:
+        await runtime.recover_if_redis_lost()
+    except Exception as exc:
+        _log.error("redis_recovery_failed", error=repr(exc))
 
 
 async def _close_periods(runtime: Runtime) -> None:

@@ -164,6 +164,12 @@ class Accounts:
         record = await self._ledger.event(event_id)
         if record is None:
             raise NotFound(f"no recorded event {event_id!r}")
+        # Redis keeps reversal records for a while; the ledger keeps them for ever (a
+        # reversal Redis forgot, or lost, must not claw back twice).
+        known = await self._ledger.entry("reversal", event_id)
+        if known is not None:
+            balance = await self._state.balance(record.informant_id)
+            return Reversed(event_id, record.informant_id, -known.points, balance, True)
         clawback, _ = await self._state.reverse(record.informant_id, event_id, record.points)
         [status] = await self._ledger.commit(
             [

@@ -1,14 +1,22 @@
 """The storage the use cases need, as small Protocols the adapters satisfy."""
 
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Window
 from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
 from points_service.domain.profiles import Profile
-from points_service.domain.state import Applied, Clawback, Overdraw, PointsSnapshot, Spend
+from points_service.domain.recovery import PastEvent, Restored, Totals
+from points_service.domain.state import (
+    Applied,
+    Clawback,
+    Overdraw,
+    PointsSnapshot,
+    Spend,
+    StoredState,
+)
 
 
 class StateStore(Protocol):
@@ -33,6 +41,26 @@ class StateStore(Protocol):
     async def undo(self, informant_id: str, plan: EventPlan, decision: Decision) -> bool: ...
 
     async def ping(self) -> bool: ...
+
+    async def restore(
+        self, restored: Mapping[str, Restored], *, force: bool = False
+    ) -> list[str]: ...
+
+    async def stored(self, ids: Sequence[str]) -> dict[str, StoredState | None]: ...
+
+
+class StateHistory(Protocol):
+    """What the ledger kept of informants, to put their state back."""
+
+    async def past_events(
+        self, ids: Sequence[str], *, since: date, actions: Collection[str]
+    ) -> dict[str, list[PastEvent]]: ...
+
+    async def totals(self, ids: Sequence[str]) -> dict[str, Totals]: ...
+
+    async def profiles(self, ids: Sequence[str]) -> dict[str, Profile]: ...
+
+    def informant_ids(self) -> AsyncIterator[str]: ...
 
 
 class Ledger(Protocol):

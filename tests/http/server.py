@@ -34,6 +34,7 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
         POINTS_LOG_LEVEL="WARNING",
         POINTS_ACCESS_LOG="false",
         POINTS_BOARD_PAGE_TTL_MS=str(int(settings.board_page_ttl * 1000)),
+        POINTS_REBUILD_ON_REDIS_LOSS=str(settings.rebuild_on_redis_loss).lower(),
     )
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

@@ -288,12 +288,15 @@ async def test_a_retry_after_redis_forgot_gets_the_first_answer_from_the_ledger(
     assert again == {**first, "replayed": True}
     ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
     assert [e["points"] for e in ledger] == [2]
-    # Redis judged the retry anew; that judgement was not the answer, so it was taken
-    # back and is not counted twice by the next retry either.
-    assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 0
+    # The informant's state was put back from the ledger before the retry was judged:
+    # the retry found the share already counted today, and the balance is the ledger's,
+    # not counted twice by the next retry either.
+    points = (await client.get(f"/v1/informants/{who}/points")).json()
+    assert (points["balance"], points["today"]["share"]["count"]) == (2, 1)
     third = (await client.post("/v1/events", json=event)).json()
     assert third == {**first, "replayed": True}
-    assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 0
+    points = (await client.get(f"/v1/informants/{who}/points")).json()
+    assert (points["balance"], points["today"]["share"]["count"]) == (2, 1)
 
 
 async def test_an_event_id_taken_by_another_informant_leaves_no_trace(client: Client) -> None:

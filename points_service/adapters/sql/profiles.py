@@ -18,7 +18,7 @@ from points_service.adapters.sql.tables import (
 from points_service.domain.boards import Board, DayTotal, Placement
 from points_service.domain.profiles import Profile
 
-_PROFILE_COLUMNS = (
+PROFILE_COLUMNS = (
     "name",
     "province",
     "city",
@@ -32,8 +32,8 @@ _PROFILE_COLUMNS = (
 )
 
 
-def _profile(row: Any) -> Profile:
-    return Profile(**{c: getattr(row, c) for c in _PROFILE_COLUMNS})
+def profile_of(row: Any) -> Profile:
+    return Profile(**{c: getattr(row, c) for c in PROFILE_COLUMNS})
 
 
 class SqlProfiles:
@@ -41,18 +41,18 @@ class SqlProfiles:
         self._engine = engine
 
     async def get(self, informant_id: str) -> Profile | None:
-        query = select(*(informants.c[c] for c in _PROFILE_COLUMNS)).where(
+        query = select(*(informants.c[c] for c in PROFILE_COLUMNS)).where(
             informants.c.informant_id == informant_id
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else _profile(row)
+        return None if row is None else profile_of(row)
 
     async def put(self, informant_id: str, profile: Profile, at: datetime) -> Profile | None:
-        values = {c: getattr(profile, c) for c in _PROFILE_COLUMNS}
+        values = {c: getattr(profile, c) for c in PROFILE_COLUMNS}
         values |= {"informant_id": informant_id, "updated_at": at}
         previous_query = (
-            select(*(informants.c[c] for c in _PROFILE_COLUMNS))
+            select(*(informants.c[c] for c in PROFILE_COLUMNS))
             .where(informants.c.informant_id == informant_id)
             .with_for_update()
         )
@@ -65,14 +65,14 @@ class SqlProfiles:
                     set_={k: v for k, v in values.items() if k != "informant_id"},
                 )
             )
-        return None if row is None else _profile(row)
+        return None if row is None else profile_of(row)
 
     async def all_profiles(self) -> AsyncIterator[tuple[str, Profile]]:
-        query = select(informants.c.informant_id, *(informants.c[c] for c in _PROFILE_COLUMNS))
+        query = select(informants.c.informant_id, *(informants.c[c] for c in PROFILE_COLUMNS))
         async with self._engine.connect() as conn:
             result = await conn.stream(query)
             async for row in result:
-                yield row.informant_id, _profile(row)
+                yield row.informant_id, profile_of(row)
 
 
 class SqlLedgerTotals:

@@ -1,0 +1,103 @@
+"""What the ledger kept of informants, read back to rebuild their Redis state."""
+
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from datetime import date
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, or_, select, union
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from points_service.adapters.sql.profiles import PROFILE_COLUMNS, profile_of
+from points_service.adapters.sql.tables import balances, events, informants
+from points_service.domain.engine import Decision
+from points_service.domain.events import Event
+from points_service.domain.profiles import Profile
+from points_service.domain.recovery import PastEvent, Totals
+
+_decision = msgspec.json.Decoder(Decision)
+_CHUNK = 500  # ids per IN list
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+class SqlStateHistory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def past_events(
+        self, ids: Sequence[str], *, since: date, actions: Collection[str]
+    ) -> dict[str, list[PastEvent]]:
+        """On-time events of these informants from `since` on, and those of `actions`
+        whenever they happened."""
+        e = events.c
+
+        def query(chunk: Sequence[str]) -> Select[Any]:
+            when = e.day >= since
+            if actions:
+                when = or_(when, e.action.in_(sorted(actions)))
+            return select(
+                e.event_id, e.informant_id, e.action, e.occurred_at, e.content_id,
+                e.share_id, e.viewer_id, e.attributes, e.decision,
+            ).where(e.informant_id.in_(chunk), e.late.is_(False), when)  # fmt: skip
+
+        found: dict[str, list[PastEvent]] = {i: [] for i in ids}
+        for row in await self._rows(ids, query):
+            event = Event(
+                event_id=row.event_id,
+                informant_id=row.informant_id,
+                action=row.action,
+                occurred_at=row.occurred_at,
+                content_id=row.content_id,
+                share_id=row.share_id,
+                viewer_id=row.viewer_id,
+                attributes=row.attributes or {},
+            )
+            found[row.informant_id].append(PastEvent(event, _decision.decode(row.decision)))
+        return found
+
+    async def _rows(
+        self, ids: Sequence[str], query: Callable[[Sequence[str]], Select[Any]]
+    ) -> list[Any]:
+        """The rows of `query(chunk)` for every chunk of ids (one IN list each)."""
+        rows: list[Any] = []
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows.extend(await conn.execute(query(chunk)))
+        return rows
+
+    async def totals(self, ids: Sequence[str]) -> dict[str, Totals]:
+        b = balances.c
+        rows = await self._rows(
+            ids,
+            lambda chunk: select(b.informant_id, b.balance, b.earned).where(
+                b.informant_id.in_(chunk)
+            ),
+        )
+        return {row.informant_id: Totals(row.balance, row.earned) for row in rows}
+
+    async def profiles(self, ids: Sequence[str]) -> dict[str, Profile]:
+        p = informants.c
+        rows = await self._rows(
+            ids,
+            lambda chunk: select(p.informant_id, *(p[c] for c in PROFILE_COLUMNS)).where(
+                p.informant_id.in_(chunk)
+            ),
+        )
+        return {row.informant_id: profile_of(row) for row in rows}
+
+    async def informant_ids(self) -> AsyncIterator[str]:
+        """Everyone the ledger or the profiles know, in id order."""
+        query = union(
+            select(events.c.informant_id.label("informant_id")).distinct(),
+            select(balances.c.informant_id),
+            select(informants.c.informant_id),
+        )
+        async with self._engine.connect() as conn:
+            result = await conn.stream(
+                select(query.subquery().c.informant_id).order_by("informant_id")
+            )
+            async for row in result:
+                yield row.informant_id
