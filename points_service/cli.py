@@ -17,6 +17,7 @@ import msgspec
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import MULTIPROC_ENV
 from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
+from points_service.adapters.sql.copy import TargetNotEmpty, copy_ledger
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.domain.calendar import Calendar
 from points_service.domain.engine import InformantState, decide, plan_event
@@ -312,6 +313,33 @@ def _state(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_state_reconcile(settings, args.show))
 
 
+async def _copy_ledger(settings: Settings, target_url: str) -> int:
+    source = create_engine(database_url(settings.database_url, settings.data_dir))
+    target = create_engine(database_url(target_url, settings.data_dir))
+    started = time.perf_counter()
+
+    def progress(table: str, rows: int) -> None:
+        print(f"\r{table}: {rows:,} rows", end="", file=sys.stderr)
+
+    try:
+        copied, sums = await copy_ledger(source, target, progress)
+    except TargetNotEmpty as exc:
+        print(f"error: {exc}; copy into an empty database", file=sys.stderr)
+        return 1
+    finally:
+        await source.dispose()
+        await target.dispose()
+    print(file=sys.stderr)
+    for c in copied:
+        print(f"{c.table}: {c.rows:,} rows")
+    print(
+        f"copied in {time.perf_counter() - started:.1f} s; checked: row counts, balances "
+        f"({sums.balance:,}) and ledger points ({sums.entry_points:,}) equal on both sides",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _read_lines(source: Path) -> list[tuple[int, bytes]]:
     data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
     return list(enumerate(data.splitlines(), start=1))
@@ -429,6 +457,25 @@ def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", help="day, week, month, year or all")
 
 
+def _recovery_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """`copy-ledger` and `state`: what an operator runs when a store is lost or moved."""
+    copy = sub.add_parser("copy-ledger", help="copy the whole ledger into another, empty database")
+    copy.add_argument("target", help="the target's URL, e.g. postgresql://user@host/points")
+    state = sub.add_parser("state", help="informants' Redis state").add_subparsers(
+        dest="state", required=True
+    )
+    state_rebuild = state.add_parser(
+        "rebuild", help="put back from the ledger every state Redis does not hold"
+    )
+    state_rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the states Redis holds too (stop the service first)",
+    )
+    state_reconcile = state.add_parser("reconcile", help="compare Redis state with the ledger")
+    state_reconcile.add_argument("--show", type=int, default=50, help="differences to print")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="points-service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -454,19 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
-    state = sub.add_parser("state", help="informants' Redis state").add_subparsers(
-        dest="state", required=True
-    )
-    state_rebuild = state.add_parser(
-        "rebuild", help="put back from the ledger every state Redis does not hold"
-    )
-    state_rebuild.add_argument(
-        "--force",
-        action="store_true",
-        help="overwrite the states Redis holds too (stop the service first)",
-    )
-    state_reconcile = state.add_parser("reconcile", help="compare Redis state with the ledger")
-    state_reconcile.add_argument("--show", type=int, default=50, help="differences to print")
+    _recovery_commands(sub)
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -518,6 +553,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "rules": _rules,
     "leaderboards": _leaderboards,
     "state": _state,
+    "copy-ledger": lambda s, a: asyncio.run(_copy_ledger(s, a.target)),
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
     "awards": _exports,
     "reports": _exports,

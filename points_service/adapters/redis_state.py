@@ -5,6 +5,7 @@ call touches one Redis Cluster slot. Informant ids cannot contain braces (the ev
 schema forbids them), so the tag cannot be moved by an id.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
@@ -153,6 +154,9 @@ class RedisState:
         self._restore = self._scripts.register(_LUA.joinpath("restore.lua").read_text())
         self._loader: Loader | None = None
         self._on_restored: Callable[[int, int], None] | None = None
+        self._waiting: dict[tuple[str, bool], asyncio.Future[None]] = {}
+        self._heal_due = False
+        self._healing: set[asyncio.Task[None]] = set()
 
     def heal_from(
         self, loader: Loader, on_restored: Callable[[int, int], None] | None = None
@@ -163,11 +167,50 @@ class RedisState:
         self._on_restored = on_restored
 
     async def _heal(self, ids: Sequence[str], *, known_only: bool = False) -> None:
+        """Put these states back. The informants of every request that finds a state
+        missing in the same turn of the event loop are read from the ledger together
+        (one read, one pipelined round of restores): after a loss, or when many new
+        informants arrive at once, the ledger sees one query for a crowd."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for informant_id in ids:
+            key = (informant_id, known_only)
+            future = self._waiting.get(key)
+            if future is None:
+                future = self._waiting[key] = loop.create_future()
+            waits.append(future)
+        if not self._heal_due:
+            self._heal_due = True
+            loop.call_soon(self._start_heal)
+        await asyncio.gather(*waits)
+
+    def _start_heal(self) -> None:
+        batch, self._waiting, self._heal_due = self._waiting, {}, False
+        task = asyncio.get_running_loop().create_task(self._run_heal(batch))
+        self._healing.add(task)
+        task.add_done_callback(self._healing.discard)
+
+    async def _run_heal(self, batch: dict[tuple[str, bool], "asyncio.Future[None]"]) -> None:
         assert self._loader is not None
-        restored = await self._loader(ids)
-        if known_only:
-            restored = {i: r for i, r in restored.items() if r.history or r.profile is not None}
-        written = set(await self.restore(restored))
+        try:
+            restored = await self._loader(list(dict.fromkeys(i for i, _ in batch)))
+            # Reads put back only the informants the ledger knows (see snapshot).
+            wanted = {
+                i: r
+                for i, r in restored.items()
+                if (i, False) in batch or r.history or r.profile is not None
+            }
+            written = set(await self.restore(wanted))
+        except BaseException as exc:
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for future in batch.values():
+            if not future.done():
+                future.set_result(None)
         if self._on_restored is not None and written:
             known = sum(1 for i in written if restored[i].history)
             self._on_restored(known, len(written) - known)

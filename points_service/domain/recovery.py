@@ -47,6 +47,15 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class History:
+    """What the ledger kept of some informants (by id; absent: nothing)."""
+
+    past: dict[str, list[PastEvent]]
+    totals: dict[str, Totals]
+    profiles: dict[str, Profile]
+
+
+@dataclass(frozen=True, slots=True)
 class Restored:
     """What goes back into Redis for one informant."""
 

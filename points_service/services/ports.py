@@ -8,7 +8,7 @@ from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Wi
 from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
 from points_service.domain.profiles import Profile
-from points_service.domain.recovery import PastEvent, Restored, Totals
+from points_service.domain.recovery import History, Restored
 from points_service.domain.state import (
     Applied,
     Clawback,
@@ -52,13 +52,9 @@ class StateStore(Protocol):
 class StateHistory(Protocol):
     """What the ledger kept of informants, to put their state back."""
 
-    async def past_events(
+    async def read(
         self, ids: Sequence[str], *, since: date, actions: Collection[str]
-    ) -> dict[str, list[PastEvent]]: ...
-
-    async def totals(self, ids: Sequence[str]) -> dict[str, Totals]: ...
-
-    async def profiles(self, ids: Sequence[str]) -> dict[str, Profile]: ...
+    ) -> History: ...
 
     def informant_ids(self) -> AsyncIterator[str]: ...
 

@@ -59,21 +59,21 @@ class StateRecovery:
         rules = self._rules.current
         today = self._calendar.day_number(self._clock())
         first = first_kept_day(today, self._day_ttl)
-        past = await self._history.past_events(
+        kept = await self._history.read(
             ids, since=day_from_number(first), actions=long_memory_actions(rules)
         )
-        totals = await self._history.totals(ids)
-        profiles = await self._history.profiles(ids)
         days = range(first, today + 2)  # tomorrow too: events may be 5 minutes early
-        return {
-            i: Restored(
-                state_from_history(past[i], totals.get(i, Totals()), rules, first),
-                profiles.get(i),
-                bool(past[i]) or i in totals,
+        restored = {}
+        for i in ids:
+            past = kept.past.get(i, [])
+            totals = kept.totals.get(i)
+            restored[i] = Restored(
+                state_from_history(past, totals or Totals(), rules, first),
+                kept.profiles.get(i),
+                bool(past) or totals is not None,
                 days,
             )
-            for i in ids
-        }
+        return restored
 
     async def _chunks(self) -> AsyncIterator[list[str]]:
         chunk: list[str] = []

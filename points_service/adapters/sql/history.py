@@ -6,14 +6,14 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Select, or_, select, union
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from points_service.adapters.sql.profiles import PROFILE_COLUMNS, profile_of
 from points_service.adapters.sql.tables import balances, events, informants
 from points_service.domain.engine import Decision
 from points_service.domain.events import Event
 from points_service.domain.profiles import Profile
-from points_service.domain.recovery import PastEvent, Totals
+from points_service.domain.recovery import History, PastEvent, Totals
 
 _decision = msgspec.json.Decoder(Decision)
 _CHUNK = 500  # ids per IN list
@@ -23,12 +23,30 @@ def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
     return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
 
+async def _rows(
+    conn: AsyncConnection, ids: Sequence[str], query: Callable[[Sequence[str]], Select[Any]]
+) -> list[Any]:
+    """The rows of `query(chunk)` for every chunk of ids (one IN list each)."""
+    rows: list[Any] = []
+    for chunk in _chunks(ids):
+        rows.extend(await conn.execute(query(chunk)))
+    return rows
+
+
 class SqlStateHistory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def past_events(
-        self, ids: Sequence[str], *, since: date, actions: Collection[str]
+    async def read(self, ids: Sequence[str], *, since: date, actions: Collection[str]) -> History:
+        """What the ledger kept of these informants, on one connection."""
+        async with self._engine.connect() as conn:
+            past = await self._past_events(conn, ids, since, actions)
+            totals = await self._totals(conn, ids)
+            profiles = await self._profiles(conn, ids)
+        return History(past, totals, profiles)
+
+    async def _past_events(
+        self, conn: AsyncConnection, ids: Sequence[str], since: date, actions: Collection[str]
     ) -> dict[str, list[PastEvent]]:
         """On-time events of these informants from `since` on, and those of `actions`
         whenever they happened."""
@@ -44,7 +62,7 @@ class SqlStateHistory:
             ).where(e.informant_id.in_(chunk), e.late.is_(False), when)  # fmt: skip
 
         found: dict[str, list[PastEvent]] = {i: [] for i in ids}
-        for row in await self._rows(ids, query):
+        for row in await _rows(conn, ids, query):
             event = Event(
                 event_id=row.event_id,
                 informant_id=row.informant_id,
@@ -58,19 +76,10 @@ class SqlStateHistory:
             found[row.informant_id].append(PastEvent(event, _decision.decode(row.decision)))
         return found
 
-    async def _rows(
-        self, ids: Sequence[str], query: Callable[[Sequence[str]], Select[Any]]
-    ) -> list[Any]:
-        """The rows of `query(chunk)` for every chunk of ids (one IN list each)."""
-        rows: list[Any] = []
-        async with self._engine.connect() as conn:
-            for chunk in _chunks(ids):
-                rows.extend(await conn.execute(query(chunk)))
-        return rows
-
-    async def totals(self, ids: Sequence[str]) -> dict[str, Totals]:
+    async def _totals(self, conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Totals]:
         b = balances.c
-        rows = await self._rows(
+        rows = await _rows(
+            conn,
             ids,
             lambda chunk: select(b.informant_id, b.balance, b.earned).where(
                 b.informant_id.in_(chunk)
@@ -78,9 +87,10 @@ class SqlStateHistory:
         )
         return {row.informant_id: Totals(row.balance, row.earned) for row in rows}
 
-    async def profiles(self, ids: Sequence[str]) -> dict[str, Profile]:
+    async def _profiles(self, conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Profile]:
         p = informants.c
-        rows = await self._rows(
+        rows = await _rows(
+            conn,
             ids,
             lambda chunk: select(p.informant_id, *(p[c] for c in PROFILE_COLUMNS)).where(
                 p.informant_id.in_(chunk)
