@@ -41,6 +41,7 @@ from points_service.settings import Settings
 
 _log = structlog.get_logger("points_service.recovery")
 HEALTH_TIMEOUT = 2.0  # seconds a health check waits for Redis or the database
+RECOVERY_LOCK_SECONDS = 3600  # a recovery that died frees the others after this
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,7 @@ class Runtime:
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
+    _reloads_seen: int | None = None  # the announced reload count this process last saw
 
     @classmethod
     async def start(
@@ -152,28 +154,50 @@ class Runtime:
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
 
+    async def announce_reload(self) -> None:
+        """Tell the other processes that the rule files were reloaded here."""
+        self._reloads_seen = await self.state.announce("rules-reload")
+
+    async def follow_reloads(self) -> bool:
+        """Reload the rule files when another process announced a reload since the last
+        look (the first look only notes where the count stands). True when it reloaded."""
+        count = await self.state.announced("rules-reload")
+        seen, self._reloads_seen = self._reloads_seen, count
+        if seen is None or count == seen:
+            return False
+        result = self.rules.reload()
+        log = _log.info if result.ok else _log.error
+        log("rules_reload", ok=result.ok, version=result.version, announced=True)
+        return True
+
     async def recover_if_redis_lost(self) -> bool:
         """When Redis holds no marker of the service (new, flushed, or restarted without
-        its files), rebuild the profiles' copy and every board from the ledger, then
-        reconcile. One worker of all does it (the marker is set once). Informants' state
-        needs no pass of its own: each is put back as it is used. True when it ran."""
-        if not self.settings.rebuild_on_redis_loss:
+        its files): copy every profile into it again, put back every informant's state
+        that is missing, rebuild every board from the ledger and reconcile, then leave
+        the marker. One worker of all does it (a lock). Until the marker is there every
+        missing state is looked up in the ledger as it is used; once it is, a missing
+        state is a new informant's (on one Redis node: see apply.lua). True when it ran."""
+        if not self.settings.rebuild_on_redis_loss or await self.state.marked():
             return False
-        if not await self.state.mark(utc_now().isoformat()):
+        if not await self.state.lock("recover", RECOVERY_LOCK_SECONDS):
             return False
+        started = time.perf_counter()
         try:
             profiles = await self.profiles.sync_mirror()
+            states = await self.recovery.rebuild()
             report = await self.leaderboards.rebuild(BoardFilter())
             differences = await self.leaderboards.reconcile(BoardFilter())
-        except BaseException:
-            await self.state.unmark()  # the next health round tries again
-            raise
+            await self.state.mark(utc_now().isoformat())
+        finally:
+            await self.state.unlock("recover")
         _log.warning(
             "redis_marker_missing_rebuilt",
             profiles=profiles,
+            states=states.written,
             boards=report.boards,
             members=report.members,
             differences=len(differences),
+            seconds=round(time.perf_counter() - started, 3),
         )
         return True
 

@@ -50,8 +50,10 @@ def encode_apply_call(
     groups: Sequence[tuple[str, Sequence[EventPlan]]],
     *,
     checked: bool = False,
+    marker: str | None = None,
 ) -> tuple[list[str], bytes]:
-    """KEYS and ARGV of one apply.lua call (the benchmark replays it in redis-benchmark)."""
+    """KEYS and ARGV of one apply.lua call (the benchmark replays it in redis-benchmark).
+    `checked`: refuse a missing state, unless `marker` (a key) exists (see apply.lua)."""
     keys: list[str] = []
     index: dict[str, int] = {}
 
@@ -80,6 +82,8 @@ def encode_apply_call(
     call: dict[str, Any] = {"t": day_ttl, "i": idem_ttl, "g": placed}
     if checked:
         call["m"] = 1
+        if marker is not None:
+            call["mk"] = slot(marker)
     return keys, msgspec.json.encode(call)
 
 
@@ -154,6 +158,11 @@ class RedisState:
         self._restore = self._scripts.register(_LUA.joinpath("restore.lua").read_text())
         self._loader: Loader | None = None
         self._on_restored: Callable[[int, int], None] | None = None
+        self._marker_key = f"{prefix}:marker"
+        # On one Redis node the scripts read the marker themselves: a missing state is a
+        # new informant's while it is there. A cluster keeps it in another slot than any
+        # informant, so there every missing state is looked up in the ledger.
+        self._marker = None if cluster else self._marker_key
         self._waiting: dict[tuple[str, bool], asyncio.Future[None]] = {}
         self._heal_due = False
         self._healing: set[asyncio.Task[None]] = set()
@@ -162,7 +171,8 @@ class RedisState:
         self, loader: Loader, on_restored: Callable[[int, int], None] | None = None
     ) -> None:
         """Put missing states back through `loader`; `on_restored(known, new)` counts
-        the informants restored with history from the ledger, and the new ones."""
+        the informants restored (here or by `restore`) with history from the ledger,
+        and the new ones."""
         self._loader = loader
         self._on_restored = on_restored
 
@@ -200,7 +210,7 @@ class RedisState:
                 for i, r in restored.items()
                 if (i, False) in batch or r.history or r.profile is not None
             }
-            written = set(await self.restore(wanted))
+            await self.restore(wanted)
         except BaseException as exc:
             for future in batch.values():
                 if not future.done():
@@ -211,9 +221,6 @@ class RedisState:
         for future in batch.values():
             if not future.done():
                 future.set_result(None)
-        if self._on_restored is not None and written:
-            known = sum(1 for i in written if restored[i].history)
-            self._on_restored(known, len(written) - known)
 
     async def restore(self, restored: Mapping[str, Restored], *, force: bool = False) -> list[str]:
         """Write each informant's state (skipping those that have one, unless `force`);
@@ -221,7 +228,11 @@ class RedisState:
         ids = list(restored)
         calls = [self._restore_call(i, restored[i], force) for i in ids]
         flags = await self._scripts.call_many(calls) if calls else []
-        return [i for i, flag in zip(ids, flags, strict=True) if flag == 1]
+        written = [i for i, flag in zip(ids, flags, strict=True) if flag == 1]
+        if self._on_restored is not None and written:
+            known = sum(1 for i in written if restored[i].history)
+            self._on_restored(known, len(written) - known)
+        return written
 
     def _restore_call(
         self, informant_id: str, restored: Restored, force: bool
@@ -248,6 +259,10 @@ class RedisState:
             body["p"] = profile_fields(restored.profile)
         return self._restore, keys, [msgspec.json.encode(body)]
 
+    async def _new_informant(self) -> bool:
+        """Whether a state that is missing is a new informant's (read paths)."""
+        return self._marker is not None and await self.marked()
+
     async def stored(self, ids: Sequence[str]) -> dict[str, StoredState | None]:
         """Balance, earned and streak as Redis holds them (None: no state)."""
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -266,7 +281,12 @@ class RedisState:
         self, groups: Sequence[tuple[str, Sequence[EventPlan]]]
     ) -> tuple[list[str], bytes]:
         return encode_apply_call(
-            self._prefix, self._day_ttl, self._idem_ttl, groups, checked=self._loader is not None
+            self._prefix,
+            self._day_ttl,
+            self._idem_ttl,
+            groups,
+            checked=self._loader is not None,
+            marker=self._marker,
         )
 
     @staticmethod
@@ -360,7 +380,7 @@ class RedisState:
             await queued(pipe.hgetall(f"{tag}:s"))
             await queued(pipe.hgetall(f"{tag}:d:{day}"))
             state, today = await pipe.execute()
-        if not state and self._loader is not None:
+        if not state and self._loader is not None and not await self._new_informant():
             # Read-only: an informant the ledger does not know gets no keys.
             await self._heal([informant_id], known_only=True)
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -393,18 +413,35 @@ class RedisState:
     async def balance(self, informant_id: str) -> int:
         key = f"{self._tag(informant_id)}:s"
         held = await self._redis.hget(key, "b")
-        if held is None and self._loader is not None:
+        if held is None and self._loader is not None and not await self._new_informant():
             await self._heal([informant_id], known_only=True)
             held = await self._redis.hget(key, "b")
         return _int(held)
 
-    async def mark(self, stamp: str) -> bool:
-        """Leave a marker key unless there is one: True when there was none (this Redis
-        is new to the service, or it lost its data since the marker was left)."""
-        return bool(await self._redis.set(f"{self._prefix}:marker", stamp, nx=True))
+    async def marked(self) -> bool:
+        """Whether the marker key is there: every informant the ledger knows has its
+        state in this Redis (`mark`), and a missing state is a new informant's."""
+        return bool(await self._redis.exists(self._marker_key))
+
+    async def mark(self, stamp: str) -> None:
+        await self._redis.set(self._marker_key, stamp)
 
     async def unmark(self) -> None:
-        await self._redis.delete(f"{self._prefix}:marker")
+        await self._redis.delete(self._marker_key)
+
+    async def lock(self, name: str, seconds: int) -> bool:
+        """True for the one caller of all processes that holds `name` for `seconds`."""
+        return bool(await self._redis.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))
+
+    async def unlock(self, name: str) -> None:
+        await self._redis.delete(f"{self._prefix}:lock:{name}")
+
+    async def announce(self, name: str) -> int:
+        """Bump a counter every process of the service watches; returns its new value."""
+        return int(await self._redis.incr(f"{self._prefix}:announce:{name}"))
+
+    async def announced(self, name: str) -> int:
+        return _int(await self._redis.get(f"{self._prefix}:announce:{name}"))
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

@@ -122,6 +122,11 @@ async def _watch_health(runtime: Runtime) -> None:
                 was = now
             if all(now) and (recovery is None or recovery.done()):
                 recovery = asyncio.create_task(_recover(runtime), name="recover-redis")
+            if now[0]:
+                try:
+                    await runtime.follow_reloads()
+                except Exception as exc:
+                    _log.warning("follow_reloads_failed", error=repr(exc))
             if now[1] and rounds % TODAY_EVERY == 0:
                 try:
                     await runtime.count_today()

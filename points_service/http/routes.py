@@ -1,6 +1,7 @@
 """API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
 field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
 
+import os
 import time
 from typing import Annotated, Any
 
@@ -352,6 +353,7 @@ def _rules_out(rt: Runtime) -> RulesOut:
         last_reload_ok=last.ok,
         last_reload_at=last.at,
         problems=list(last.problems),
+        worker_pid=os.getpid(),
     )
 
 
@@ -372,6 +374,10 @@ def reload_rules(rt: Runtime) -> ReloadResult:
 async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     rt = _rt(request)
     result = reload_rules(rt)
+    if result.ok:
+        # The other workers (of this host, and every pod on the same Redis prefix)
+        # reload their own files within a health round (Runtime.follow_reloads).
+        await rt.announce_reload()
     return Response(_rules_out(rt), status_code=200 if result.ok else 422)
 
 

@@ -134,6 +134,7 @@ class RulesOut(msgspec.Struct):
     last_reload_ok: bool
     last_reload_at: datetime
     problems: list[str]
+    worker_pid: int  # the worker process that answered (each holds its own rule set)
 
 
 # Decoders are built once; decoding and validating is one pass in C.

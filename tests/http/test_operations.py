@@ -2,9 +2,11 @@
 
 import shutil
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
@@ -13,6 +15,7 @@ from points_service.domain.rules import RuleSetInvalid
 from points_service.http.app import create_app
 from points_service.settings import Settings
 from tests.conftest import ROOT, unique
+from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 
 
@@ -89,3 +92,44 @@ async def test_a_process_started_on_broken_rules_serves_the_last_good_set(
         async with AsyncTestClient(create_app(fresh, CollectorRegistry())):
             pass
     assert caught.value.subgroup(RuleSetInvalid) is not None
+
+
+def test_a_reload_through_one_worker_reaches_every_worker(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Two workers: the admin endpoint reloads the one that answers, which announces it
+    in Redis; the other reloads its own files within a health round."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    settings = replace(base_settings, rules_dir=rules)
+    server = ServerProcess(settings, tmp_path / "server.log", POINTS_WORKERS="2")
+    server.start()
+    try:
+
+        def versions() -> dict[int, str]:
+            """Version by worker, over fresh connections (the kernel spreads them)."""
+            seen: dict[int, str] = {}
+            for _ in range(40):
+                with httpx.Client(base_url=server.url, timeout=10) as http:
+                    answer = http.get("/v1/admin/rules").json()
+                seen[answer["worker_pid"]] = answer["version"]
+            return seen
+
+        before = versions()
+        assert len(before) == 2, "both workers answered"
+        [live] = set(before.values())
+        text = (rules / "default.toml").read_text()
+        (rules / "default.toml").write_text(text.replace("points = 3", "points = 4"))
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            swapped = http.post("/v1/admin/rules/reload").json()
+        assert swapped["version"] != live
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = versions()
+            if set(now.values()) == {swapped["version"]} and len(now) == 2:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the workers serve {now}, not {swapped['version']}")
+    finally:
+        server.stop()

@@ -106,9 +106,9 @@ def _wait_for_log(log: Path, text: str, count: int, timeout: float = 30) -> None
     raise AssertionError(f"{text!r} did not appear {count} time(s) in the log")
 
 
-def _restored(http: httpx.Client) -> float:
+def _restored(http: httpx.Client, kind: str = "history") -> float:
     metrics = http.get("/metrics").text
-    found = re.search(r'^points_state_restored_total\{kind="history"\} (\S+)$', metrics, re.M)
+    found = re.search(rf'^points_state_restored_total\{{kind="{kind}"\}} (\S+)$', metrics, re.M)
     assert found, "points_state_restored_total is exported"
     return float(found.group(1))
 
@@ -222,6 +222,13 @@ def test_a_redis_that_lost_its_data_is_rebuilt_from_the_ledger(
             after = http.get(f"/v1/informants/{a}/points").json()
             assert after["balance"] == points_a["balance"] + 1
             # A reversal repeated after the loss claws back nothing more.
+            # Once the marker is back, every known informant has its state again, so a
+            # new informant's first event needs no look in the ledger.
+            new_before = _restored(http, "new")
+            newcomer = unique("n")
+            first = http.post("/v1/events", json=_now_event(f"{newcomer}-1", newcomer, "login"))
+            assert first.json()["points"] == 1, first.text
+            assert _restored(http, "new") == new_before
             clawed_again = http.post(f"/v1/events/{b}-share-2-0/reversal", json={})
             assert clawed_again.json()["replayed"] is True
             points_b = http.get(f"/v1/informants/{b}/points").json()

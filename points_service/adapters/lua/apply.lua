@@ -6,6 +6,9 @@
 --
 -- ARGV[1] JSON {"t": day-key ttl seconds, "i": idempotency ttl seconds,
 --               "m": 1 to refuse groups whose state hash is missing (see below),
+--               "mk": index of the marker key (one Redis node only): while it exists,
+--                     every informant the ledger knows has a state here, so a missing
+--                     state is a new informant's and is not refused,
 --               "g": [{"s": state key index, "x": ever key index, "p": profile key index,
 --                      "ev": [plans]}]}
 -- KEYS: for each group its state hash (b balance, e earned, sk streak, sd streak day),
@@ -26,7 +29,8 @@ local groups = {}
 for _, g in ipairs(req.g) do
   local state, ever = KEYS[g.s], KEYS[g.x]
   local st = redis.call('HMGET', state, 'b', 'e', 'sk', 'sd')
-  if req.m == 1 and not (st[1] or st[2] or st[3] or st[4]) then
+  if req.m == 1 and not (st[1] or st[2] or st[3] or st[4])
+      and not (req.mk and redis.call('EXISTS', KEYS[req.mk]) == 1) then
     -- No state: new, or lost with Redis's data. The caller asks the ledger and calls
     -- again; nothing is judged on a state that may be missing.
     groups[#groups + 1] = 0
