@@ -78,7 +78,9 @@ def wrk_get(url: str, path: str, members: int, connections: int, seconds: int) -
     threads = min(connections, len(os.sched_getaffinity(0)))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     argv += ["-s", str(cl.BENCH / "wrk_get.lua"), url, "--", path, str(members)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=cl.WRK_ENV
+    )
     lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
     if done.returncode != 0 or not lines:
         raise cl.BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -119,6 +121,7 @@ def serve_env(
         "POINTS_HOST": cl.HOST,
         "POINTS_DATA_DIR": str(data_dir),
         "POINTS_REDIS_PREFIX": prefix,
+        "POINTS_API_KEYS": cl.BENCH_KEYS,
         "REDIS_URL": f"redis://{cl.HOST}:{cl.REDIS_PORT}/0",
         "POINTS_LOG_FORMAT": "json",
     }

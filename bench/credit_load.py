@@ -43,6 +43,7 @@ import msgspec
 import redis
 import uvloop
 
+from points_service.adapters.api_keys import digest, new_key
 from points_service.adapters.redis_state import encode_apply_call
 from points_service.adapters.rule_files import load_rule_dir
 from points_service.domain.actions import REQUIRED_FIELDS
@@ -55,6 +56,12 @@ BENCH = ROOT / "bench"
 OUT = BENCH / "out"
 RESULTS = BENCH / "RESULTS.md"
 WRK_SCRIPT = BENCH / "wrk_events.lua"
+# The service asks every request for an API key: the benchmark's own, made per run. The
+# bare app receives the same header (and ignores it), so both carry the same bytes.
+BENCH_KEY = new_key()
+BENCH_KEYS = json.dumps([{"name": "bench", "hash": digest(BENCH_KEY), "scopes": ["admin"]}])
+AUTH = f"Bearer {BENCH_KEY}"
+WRK_ENV = dict(os.environ) | {"POINTS_BENCH_AUTH": AUTH}
 APPLY_LUA = ROOT / "points_service" / "adapters" / "lua" / "apply.lua"
 SERVICE = ROOT / ".venv" / "bin" / "points-service"
 UVICORN = ROOT / ".venv" / "bin" / "uvicorn"
@@ -207,7 +214,10 @@ class Server:
 
 def _json_post(url: str, body: bytes) -> urllib.request.Request:
     return urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": AUTH},
+        method="POST",
     )
 
 
@@ -265,7 +275,9 @@ def run_wrk(url: str, mode: str, tag: str, connections: int, seconds: int) -> Lo
         str(BATCH_SIZE),
         _mix_spec(),
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=WRK_ENV
+    )
     lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
     if done.returncode != 0 or not lines:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -368,6 +380,7 @@ async def paced(
         target = make_path() if make_path else path
         head = (
             f"{method} {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"Authorization: {AUTH}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         sent = time.perf_counter()
@@ -513,6 +526,7 @@ def measure_service(run: Run, data_dir: Path, database_url: str | None) -> None:
         "POINTS_HOST": HOST,
         "POINTS_DATA_DIR": str(data_dir),
         "POINTS_REDIS_PREFIX": run.prefix,
+        "POINTS_API_KEYS": BENCH_KEYS,
         "REDIS_URL": run.redis_url,
         "POINTS_ACCESS_LOG": run.args.access_log,
         "POINTS_WORKERS": str(run.args.workers),

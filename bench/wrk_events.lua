@@ -12,6 +12,11 @@
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- The API key (bench/credit_load.py makes one per run and passes it here).
+local auth = os.getenv("POINTS_BENCH_AUTH")
+if auth then
+  wrk.headers["Authorization"] = auth
+end
 
 local threads = {}
 

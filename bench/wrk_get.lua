@@ -6,6 +6,12 @@
 -- done() prints one line, "BENCH {json}": requests, duration, latency percentiles
 -- (microseconds), socket errors and every non-2xx status with a sample body.
 
+-- The API key (bench/credit_load.py makes one per run and passes it here).
+local auth = os.getenv("POINTS_BENCH_AUTH")
+if auth then
+  wrk.headers["Authorization"] = auth
+end
+
 local threads = {}
 
 function setup(thread)

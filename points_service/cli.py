@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from points_service.adapters.api_keys import KeysInvalid, add_key, first_run_admin_key, load_keys
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import MULTIPROC_ENV
 from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
@@ -36,6 +37,15 @@ def _serve(settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` pays for the server's import
 
     asyncio.run(_migrate(settings))
+    made = first_run_admin_key(settings.data_dir, settings.keys_file, settings.api_keys)
+    if made is not None:
+        print(
+            f"points-service: no API keys were configured, so an admin key was made: it is "
+            f"in {made} (send it as `Authorization: Bearer <key>`); more keys with "
+            "`points-service keys create NAME --scope SCOPE`",
+            file=sys.stderr,
+            flush=True,
+        )
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then raises the signal again for
     # the handler it found: this one ends the process with 0 after a graceful stop,
     # through the `finally` below, rather than dying of the signal.
@@ -307,6 +317,25 @@ async def _state_reconcile(settings: Settings, show: int) -> int:
     return 1 if len(differences) > missing else 0
 
 
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        if args.keys == "create":
+            key = add_key(settings.keys_file, args.name, args.scope)
+            print(key)
+            print(
+                f"the key above is shown once; its hash is in {settings.keys_file}; "
+                "restart the service (or its workers) to use it",
+                file=sys.stderr,
+            )
+            return 0
+        for k in load_keys(settings.keys_file, settings.api_keys):
+            print(f"{k.name}\t{' '.join(sorted(k.scopes))}")
+        return 0
+    except KeysInvalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _state(settings: Settings, args: argparse.Namespace) -> int:
     if args.state == "rebuild":
         return asyncio.run(_state_rebuild(settings, args.force))
@@ -457,6 +486,19 @@ def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", help="day, week, month, year or all")
 
 
+def _key_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
+    create = keys.add_parser("create", help="make a key; prints it once, stores its hash")
+    create.add_argument("name", help="what the key is for, e.g. app-backend")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help="events:write, read, admin or institution:ID (repeat for more)",
+    )
+    keys.add_parser("list", help="the configured keys' names and scopes")
+
+
 def _recovery_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """`copy-ledger` and `state`: what an operator runs when a store is lost or moved."""
     copy = sub.add_parser("copy-ledger", help="copy the whole ledger into another, empty database")
@@ -502,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     _recovery_commands(sub)
+    _key_commands(sub)
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -553,6 +596,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "rules": _rules,
     "leaderboards": _leaderboards,
     "state": _state,
+    "keys": _keys,
     "copy-ledger": lambda s, a: asyncio.run(_copy_ledger(s, a.target)),
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
     "awards": _exports,

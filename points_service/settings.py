@@ -44,6 +44,12 @@ class Settings:
     # leaderboards and the profiles' copy from the ledger by themselves. Informants'
     # state is put back as it is used, whatever this says.
     rebuild_on_redis_loss: bool = True
+    api_keys_file: Path | None = None  # None: api-keys.toml in data_dir
+    api_keys: str | None = None  # the same entries as JSON (POINTS_API_KEYS)
+
+    @property
+    def keys_file(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api-keys.toml"
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -118,4 +124,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sqlite_synchronous=sqlite_synchronous,
         sqlite_writer=sqlite_writer,
         rebuild_on_redis_loss=_bool(environ, "POINTS_REBUILD_ON_REDIS_LOSS", True),
+        api_keys_file=Path(environ["POINTS_API_KEYS_FILE"])
+        if environ.get("POINTS_API_KEYS_FILE")
+        else None,
+        api_keys=environ.get("POINTS_API_KEYS") or None,
     )

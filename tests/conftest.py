@@ -6,6 +6,7 @@ collide; both are removed at the end.
 
 import asyncio
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from points_service.adapters.api_keys import digest, new_key
 from points_service.adapters.redis_client import connect
 from points_service.http.app import create_app
 from points_service.settings import Settings
@@ -28,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN = uuid.uuid4().hex[:8]
+# Every test talks as the admin (a key of the run's own); the scope tests make others.
+ADMIN_KEY = new_key()
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+ADMIN_KEYS = json.dumps([{"name": "test-admin", "hash": digest(ADMIN_KEY), "scopes": ["admin"]}])
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -79,6 +85,7 @@ def base_settings(redis_prefix_root: str, tmp_path: Path) -> Settings:
         # every board from that database at each start is not what they test (the Redis
         # loss tests turn it on).
         rebuild_on_redis_loss=False,
+        api_keys=ADMIN_KEYS,
     )
 
 
@@ -147,8 +154,15 @@ async def isolated_settings_with_cluster(
         yield own
 
 
+def api_client(app: Any, **options: Any) -> AsyncTestClient:  # type: ignore[type-arg]
+    """A test client that sends the admin key."""
+    client: AsyncTestClient = AsyncTestClient(app, **options)  # type: ignore[type-arg]
+    client.headers.update(AUTH)
+    return client
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     app = create_app(settings, CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as c:
+    async with api_client(app, timeout=60) as c:
         yield c

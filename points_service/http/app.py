@@ -14,16 +14,19 @@ from typing import Any
 import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Send
 from prometheus_client import CollectorRegistry
 
 from points_service import __version__
+from points_service.adapters.api_keys import first_run_admin_key, load_keys
 from points_service.adapters.logging import LOG_FIELDS, configure_logging, log_key
 from points_service.adapters.metrics import worker_exited
 from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
+from points_service.http.auth import authorize
 from points_service.http.errors import exception_handlers
 from points_service.http.hot import PageCache
 from points_service.http.openapi import body_components
@@ -102,11 +105,19 @@ def _observe(app: Litestar, settings: Settings) -> Any:
 
 
 CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have closed
+STOP_WAIT = 10  # seconds a background loop may take to finish its round at shutdown
 HEALTH_EVERY = 5  # seconds between health checks of Redis and the database (the gauges)
 TODAY_EVERY = 6  # health checks between counts of the programme's day (30 s)
 
 
-async def _watch_health(runtime: Runtime) -> None:
+async def _pause(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`, or until the app stops; True when it stops."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    return stopping.is_set()
+
+
+async def _watch_health(runtime: Runtime, stopping: asyncio.Event) -> None:
     """Dependency health every few seconds, the programme's day every half minute: the
     gauges of both, and a log line when health changes. While both are up, a look for a
     Redis that lost its data (a rebuild from the ledger runs in the background)."""
@@ -114,7 +125,7 @@ async def _watch_health(runtime: Runtime) -> None:
     rounds = 0
     recovery: asyncio.Task[None] | None = None
     try:
-        while True:
+        while not stopping.is_set():
             now = await runtime.check_health()
             if now != was:
                 log = _log.info if all(now) else _log.error
@@ -133,9 +144,10 @@ async def _watch_health(runtime: Runtime) -> None:
                 except Exception as exc:
                     _log.warning("count_today_failed", error=repr(exc))
             rounds += 1
-            await asyncio.sleep(HEALTH_EVERY)
+            if await _pause(stopping, HEALTH_EVERY):
+                break
     finally:
-        if recovery is not None:
+        if recovery is not None and not recovery.done():
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
@@ -149,11 +161,10 @@ async def _recover(runtime: Runtime) -> None:
         _log.error("redis_recovery_failed", error=repr(exc))
 
 
-async def _close_periods(runtime: Runtime) -> None:
+async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
     """Final standings of closed periods to SQL, expired boards out of Redis: one worker
     of all the processes per round."""
-    while True:
-        await asyncio.sleep(CLOSE_EVERY)
+    while not await _pause(stopping, CLOSE_EVERY):
         try:
             report = await runtime.leaderboards.close_periods_once(CLOSE_EVERY)
         except UNAVAILABLE as exc:
@@ -208,17 +219,24 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )
+        stopping = asyncio.Event()
         background = [
-            loop.create_task(_close_periods(runtime), name="close-periods"),
-            loop.create_task(_watch_health(runtime), name="watch-health"),
+            loop.create_task(_close_periods(runtime, stopping), name="close-periods"),
+            loop.create_task(_watch_health(runtime, stopping), name="watch-health"),
         ]
         try:
             yield
         finally:
+            # The loops end at their next wait; a Redis or SQL call is not cut in half
+            # (a cancelled cluster command can leave its connection unusable for close).
+            stopping.set()
             for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), STOP_WAIT)
+                except TimeoutError:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             loop.remove_signal_handler(signal.SIGHUP)
             await runtime.stop()
             worker_exited()
@@ -232,10 +250,24 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             title="points-service",
             version=__version__,
             path="/schema",
+            # Every route but health, metrics and this document (http/auth.py).
+            security=[{"apiKey": []}],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key (`points-service keys create`); "
+                        "`X-API-Key: <key>` works too",
+                    )
+                }
+            ),
         ),
         request_max_body_size=4 * 1024 * 1024,
         logging_config=None,
     )
     _complete_openapi(app)
-    app.asgi_handler = _observe(app, settings)(app.asgi_handler)
+    first_run_admin_key(settings.data_dir, settings.keys_file, settings.api_keys)
+    keys = load_keys(settings.keys_file, settings.api_keys)
+    app.asgi_handler = _observe(app, settings)(authorize(keys)(app.asgi_handler))
     return app

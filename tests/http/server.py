@@ -36,6 +36,10 @@ def environ(settings: Settings, port: int) -> dict[str, str]:
         POINTS_BOARD_PAGE_TTL_MS=str(int(settings.board_page_ttl * 1000)),
         POINTS_REBUILD_ON_REDIS_LOSS=str(settings.rebuild_on_redis_loss).lower(),
     )
+    if settings.api_keys:
+        env["POINTS_API_KEYS"] = settings.api_keys
+    if settings.api_keys_file:
+        env["POINTS_API_KEYS_FILE"] = str(settings.api_keys_file)
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     if settings.redis_cluster:

@@ -7,13 +7,12 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from litestar.testing import AsyncTestClient
 from openpyxl import load_workbook
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.http.test_import import cli
 
 
@@ -86,7 +85,7 @@ async def test_nominations_from_an_imported_year(
     assert bad.returncode == 2 and "karma" in bad.stderr
 
     app = create_app(isolated_settings, CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         got = (await client.get("/v1/awards/top_ten/nominations", params={"year": 2025})).json()
         assert got["award"]["title_zh"] == "十佳科学传播者"
         mine = [r for r in got["nominations"] if r["informant_id"].startswith(tag)]

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import PG_ADMIN_URL, _admin, unique
+from tests.conftest import PG_ADMIN_URL, _admin, api_client, unique
 from tests.http.test_import import cli
 from tests.http.test_redis_loss import _now_event
 
@@ -38,7 +38,7 @@ async def test_copy_ledger_moves_sqlite_to_postgres(base_settings: Settings) -> 
     people = [unique("m") for _ in range(3)]
     institution = unique("inst")
     app = create_app(sqlite, CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         made = await client.put(
             f"/v1/institutions/{institution}",
             json={"name": "银川一中", "province": "640000", "city": "640100", "county": "640104"},
@@ -87,7 +87,7 @@ async def test_copy_ledger_moves_sqlite_to_postgres(base_settings: Settings) -> 
             rebuild_on_redis_loss=True,
         )
         app = create_app(moved, CollectorRegistry())
-        async with AsyncTestClient(app, timeout=60) as client:
+        async with api_client(app, timeout=60) as client:
             for _ in range(100):  # the boards are rebuilt as the service starts
                 after = await _picture(client, people, institution)
                 if after["board"] == before["board"]:

@@ -14,7 +14,7 @@ import httpx
 import yaml
 
 from points_service.settings import Settings
-from tests.conftest import ROOT, unique
+from tests.conftest import AUTH, ROOT, unique
 from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 from tests.http.test_metrics import promtool_accepts, tool
@@ -81,7 +81,9 @@ def test_dashboard_and_alerts_name_only_exported_metrics(
     server = ServerProcess(settings, tmp_path / "server.log")
     server.start()
     try:
-        assert httpx.post(f"{server.url}/v1/events", json=body(unique("u"), "login")).is_success
+        assert httpx.post(
+            f"{server.url}/v1/events", headers=AUTH, json=body(unique("u"), "login")
+        ).is_success
         deadline = time.monotonic() + 30
         while "points_embedded_redis_up" not in (text := httpx.get(f"{server.url}/metrics").text):
             assert time.monotonic() < deadline, "no embedded Redis gauges"

@@ -11,7 +11,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from points_service.settings import Settings
-from tests.conftest import ROOT, unique
+from tests.conftest import AUTH, ROOT, unique
 from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 
@@ -34,7 +34,7 @@ def test_serves_on_embedded_defaults_and_keeps_state_across_restarts(
     who = unique("u")
     server.start()
     try:
-        r = httpx.post(f"{server.url}/v1/events", json=body(who, "sign_in"))
+        r = httpx.post(f"{server.url}/v1/events", headers=AUTH, json=body(who, "sign_in"))
         assert r.status_code == 200, r.text
         assert r.json()["balance"] == 5
         assert embedded_redis_answers(settings.data_dir)
@@ -46,11 +46,11 @@ def test_serves_on_embedded_defaults_and_keeps_state_across_restarts(
 
     server.start()
     try:
-        again = httpx.post(f"{server.url}/v1/events", json=body(who, "sign_in"))
+        again = httpx.post(f"{server.url}/v1/events", headers=AUTH, json=body(who, "sign_in"))
         assert again.json()["lines"][0]["reason"] == "duplicate"  # state came back from the AOF
-        points = httpx.get(f"{server.url}/v1/informants/{who}/points").json()
+        points = httpx.get(f"{server.url}/v1/informants/{who}/points", headers=AUTH).json()
         assert (points["balance"], points["streak"]) == (5, 1)
-        ledger = httpx.get(f"{server.url}/v1/informants/{who}/ledger").json()
+        ledger = httpx.get(f"{server.url}/v1/informants/{who}/ledger", headers=AUTH).json()
         assert [e["points"] for e in ledger["entries"]] == [5]
     finally:
         server.stop()
@@ -67,7 +67,9 @@ def test_sighup_reloads_valid_rules_and_keeps_serving_on_broken_ones(
         assert server.process is not None
 
         def live() -> dict[str, object]:
-            answer: dict[str, object] = httpx.get(f"{server.url}/v1/admin/rules").json()
+            answer: dict[str, object] = httpx.get(
+                f"{server.url}/v1/admin/rules", headers=AUTH
+            ).json()
             return answer
 
         def hup_and_wait(previous: object) -> dict[str, object]:
@@ -93,7 +95,7 @@ def test_sighup_reloads_valid_rules_and_keeps_serving_on_broken_ones(
         assert refused["last_reload_ok"] is False
         assert refused["version"] == swapped["version"]
         posted = httpx.post(
-            f"{server.url}/v1/events", json=body(unique("u"), "post", content_id="p")
+            f"{server.url}/v1/events", json=body(unique("u"), "post", content_id="p"), headers=AUTH
         )
         assert posted.json()["points"] == 4
     finally:

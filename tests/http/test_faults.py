@@ -6,12 +6,11 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import REDIS_URL, unique
+from tests.conftest import REDIS_URL, api_client, unique
 from tests.http.test_events_api import body
 from tests.proxy import Proxy
 
@@ -38,7 +37,7 @@ def redis_proxy() -> Iterator[tuple[Proxy, str]]:
 async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[Proxy, str]) -> None:
     proxy, url = pg_proxy
     settings = replace(base_settings, database_url=url, db_pool_size=2)
-    async with AsyncTestClient(create_app(settings, CollectorRegistry()), timeout=60) as client:
+    async with api_client(create_app(settings, CollectorRegistry()), timeout=60) as client:
         who = unique("u")
         first = body(who, "post", content_id="p1")
         assert (await client.post("/v1/events", json=first)).status_code == 200
@@ -77,7 +76,7 @@ async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[P
 async def test_redis_lost_and_back(base_settings: Settings, redis_proxy: tuple[Proxy, str]) -> None:
     proxy, url = redis_proxy
     settings = replace(base_settings, redis_url=url)
-    async with AsyncTestClient(create_app(settings, CollectorRegistry()), timeout=60) as client:
+    async with api_client(create_app(settings, CollectorRegistry()), timeout=60) as client:
         who = unique("u")
         assert (await client.post("/v1/events", json=body(who, "login"))).status_code == 200
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from points_service.settings import Settings
+from tests.conftest import AUTH
 from tests.http.server import ServerProcess
 from tests.http.test_embedded import embedded_redis_answers
 from tests.http.test_kill import ledger_view, make_events
@@ -39,7 +40,7 @@ async def _load(
                 if len(acked) >= STOP_AFTER:
                     go.set()
 
-    async with httpx.AsyncClient(timeout=20) as client:
+    async with httpx.AsyncClient(headers=AUTH, timeout=20) as client:
         await asyncio.gather(*(worker(client) for _ in range(32)))
 
 
@@ -77,7 +78,7 @@ async def test_sigterm_under_load_loses_nothing_acknowledged(
     server = ServerProcess(settings, tmp_path / "server.log")
     server.start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+        async with httpx.AsyncClient(headers=AUTH, base_url=server.url, timeout=20) as client:
             sample = [e for e in batch if e["event_id"] in acked][:200]
             again = [await client.post("/v1/events", json=e) for e in sample]
     finally:

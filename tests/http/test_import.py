@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import AUTH, unique
 from tests.http.server import ServerProcess, environ, free_port
 
 SHANGHAI_NOON = timedelta(hours=4)  # 12:00 in Asia/Shanghai, as UTC
@@ -97,7 +97,7 @@ def test_a_year_of_history_comes_in_once_and_in_order(
     server = ServerProcess(settings, tmp_path / "server.log")
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
             for who in people:
                 # 35 sign-ins (5 each) with streak bonuses at 7 and 30 days, and two
                 # distinct shares a day (2 each; the repeat is a duplicate)

@@ -17,6 +17,7 @@ from points_service.adapters.sql.tables import balances, events, ledger_entries
 from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event
 from points_service.settings import Settings
+from tests.conftest import AUTH
 from tests.http.server import ServerProcess
 from tests.unit.test_engine import GRACE, RULES, SHANGHAI
 
@@ -65,7 +66,7 @@ async def send_all(
                 if stop_after is not None and len(acked) >= stop_after:
                     done.set()
 
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
         await asyncio.gather(*(worker(client) for _ in range(32)))
 
 

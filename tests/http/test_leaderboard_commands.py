@@ -13,7 +13,7 @@ from redis.cluster import RedisCluster
 from points_service.adapters.redis_boards import board_key
 from points_service.domain.boards import Board
 from points_service.settings import Settings
-from tests.conftest import REDIS_URL, unique
+from tests.conftest import AUTH, REDIS_URL, unique
 from tests.http.server import ServerProcess, environ, free_port
 from tests.http.test_events_api import body
 
@@ -48,7 +48,7 @@ def test_reconcile_finds_drift_and_rebuild_repairs_it(
     server.start()
     inst = unique("inst")
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
             for n in range(6):
                 who = f"{inst}-{n % 3}"
                 if n < 3:

@@ -17,7 +17,7 @@ from points_service.http.app import create_app
 from points_service.runtime import Runtime
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.http.test_events_api import body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -252,7 +252,7 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
 ) -> None:
     app = create_app(isolated_settings, CollectorRegistry())
     rng = random.Random(7)
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         people = [unique("w") for _ in range(12)]
         counties = ["640104", "640105", "640106"]
         for who in people:
@@ -334,7 +334,7 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
 
 async def test_top_pages_are_served_again_for_the_page_ttl(settings: Settings) -> None:
     app = create_app(replace(settings, board_page_ttl=0.5), CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         inst = unique("inst")
         who = f"{inst}-a"
         await profile(client, who, institution_id=inst)

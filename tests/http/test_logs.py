@@ -6,12 +6,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings, SettingsError, load_settings
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.http.test_events_api import body
 
 
@@ -29,7 +28,7 @@ async def test_one_json_line_per_request_with_ids_and_no_personal_data(
     settings = replace(base_settings, access_log=True, log_level="INFO", log_format="json")
     who, name, phone = unique("u"), "张三丰", "13800138000"
     event = body(who, "login", attributes={"phone": phone})
-    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+    async with api_client(create_app(settings, CollectorRegistry())) as client:
         capfd.readouterr()
         given = await client.post("/v1/events", json=event, headers={"X-Request-ID": "req-42"})
         made = await client.get(f"/v1/informants/{who}/points")
@@ -65,7 +64,7 @@ async def test_informant_ids_can_be_left_out(
     base_settings: Settings, capfd: pytest.CaptureFixture[str]
 ) -> None:
     settings = replace(base_settings, access_log=True, log_level="INFO", log_informants="omit")
-    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+    async with api_client(create_app(settings, CollectorRegistry())) as client:
         capfd.readouterr()
         await client.post("/v1/events", json=body(unique("u"), "login"))
     [line] = [line for line in lines(capfd.readouterr().err) if line["event"] == "request"]
@@ -79,7 +78,7 @@ async def test_the_hash_is_stable_for_one_key_and_differs_between_keys(
     seen = []
     for salt in ("one", "one", "two"):
         settings = replace(base_settings, access_log=True, log_level="INFO", log_salt=salt)
-        async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+        async with api_client(create_app(settings, CollectorRegistry())) as client:
             capfd.readouterr()
             await client.post("/v1/events", json=body(who, "login"))
         [line] = [line for line in lines(capfd.readouterr().err) if line["event"] == "request"]

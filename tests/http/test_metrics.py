@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,7 +20,7 @@ from points_service.http.app import create_app
 from points_service.http.schemas import event_decoder
 from points_service.runtime import Runtime
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import AUTH, api_client, unique
 from tests.http.server import ServerProcess, free_port
 from tests.http.test_events_api import body
 from tests.http.test_operations import closed_port
@@ -65,7 +64,7 @@ def promtool_accepts(text: str) -> None:
 async def test_a_scrape_shows_the_traffic_and_passes_promtool(base_settings: Settings) -> None:
     app = create_app(base_settings, CollectorRegistry())
     who = [unique("u") for _ in range(3)]
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         events = [body(w, "login") for w in who]
         for event in events:
             assert (await client.post("/v1/events", json=event)).status_code == 200
@@ -113,7 +112,7 @@ async def test_a_scrape_shows_the_traffic_and_passes_promtool(base_settings: Set
 async def test_unreachable_redis_shows_in_the_metrics(base_settings: Settings) -> None:
     settings = replace(base_settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     app = create_app(settings, CollectorRegistry())
-    async with AsyncTestClient(app) as client:
+    async with api_client(app) as client:
         r = await client.post("/v1/events", json=body(unique("u"), "login"))
         assert r.status_code == 503
         deadline = time.monotonic() + 20  # the health watch's first look (with retries)
@@ -158,7 +157,7 @@ def test_two_workers_add_up_and_prometheus_reads_the_total(
     prometheus: subprocess.Popen[bytes] | None = None
     try:
         sent = 60
-        with httpx.Client(base_url=server.url, timeout=30) as client:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
             answers = [
                 client.post("/v1/events", json=body(unique("u"), "login")) for _ in range(sent)
             ]

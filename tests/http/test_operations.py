@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from points_service.domain.rules import RuleSetInvalid
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import ROOT, unique
+from tests.conftest import AUTH, ROOT, api_client, unique
 from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 
@@ -25,7 +24,7 @@ async def test_reload_swaps_valid_rules_and_refuses_broken_ones(
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     app = create_app(replace(base_settings, rules_dir=rules), CollectorRegistry())
-    async with AsyncTestClient(app) as client:
+    async with api_client(app) as client:
         live = (await client.get("/v1/admin/rules")).json()["version"]
 
         text = (rules / "default.toml").read_text()
@@ -56,7 +55,7 @@ def closed_port() -> int:
 
 async def test_redis_unreachable_is_a_503_with_retry_after(base_settings: Settings) -> None:
     settings = replace(base_settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
-    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+    async with api_client(create_app(settings, CollectorRegistry())) as client:
         who = unique("u")
         r = await client.post("/v1/events", json=body(who, "login"))
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
@@ -74,12 +73,12 @@ async def test_a_process_started_on_broken_rules_serves_the_last_good_set(
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     settings = replace(base_settings, rules_dir=rules)
-    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+    async with api_client(create_app(settings, CollectorRegistry())) as client:
         good = (await client.get("/v1/admin/rules")).json()["version"]
 
     text = (rules / "default.toml").read_text()
     (rules / "default.toml").write_text(text.replace("points = 3", "points = -3"))
-    async with AsyncTestClient(create_app(settings, CollectorRegistry())) as client:
+    async with api_client(create_app(settings, CollectorRegistry())) as client:
         status = (await client.get("/v1/admin/rules")).json()
         assert status["version"] == good
         assert status["last_reload_ok"] is False
@@ -89,7 +88,7 @@ async def test_a_process_started_on_broken_rules_serves_the_last_good_set(
 
     fresh = replace(settings, data_dir=tmp_path / "elsewhere")  # no last good set there
     with pytest.raises(BaseExceptionGroup) as caught:  # the test client's task group
-        async with AsyncTestClient(create_app(fresh, CollectorRegistry())):
+        async with api_client(create_app(fresh, CollectorRegistry())):
             pass
     assert caught.value.subgroup(RuleSetInvalid) is not None
 
@@ -110,7 +109,7 @@ def test_a_reload_through_one_worker_reaches_every_worker(
             """Version by worker, over fresh connections (the kernel spreads them)."""
             seen: dict[int, str] = {}
             for _ in range(40):
-                with httpx.Client(base_url=server.url, timeout=10) as http:
+                with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as http:
                     answer = http.get("/v1/admin/rules").json()
                 seen[answer["worker_pid"]] = answer["version"]
             return seen
@@ -120,7 +119,7 @@ def test_a_reload_through_one_worker_reaches_every_worker(
         [live] = set(before.values())
         text = (rules / "default.toml").read_text()
         (rules / "default.toml").write_text(text.replace("points = 3", "points = 4"))
-        with httpx.Client(base_url=server.url, timeout=10) as http:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as http:
             swapped = http.post("/v1/admin/rules/reload").json()
         assert swapped["version"] != live
         deadline = time.monotonic() + 20

@@ -9,12 +9,11 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.http.test_import import cli
 
 COUNTIES = [("640100", "640104"), ("640100", "640105"), ("640200", "640202")]
@@ -84,7 +83,7 @@ def test_a_generated_year(isolated_settings: Settings, tmp_path: Path) -> None:
 
     async def check() -> None:
         app = create_app(isolated_settings, CollectorRegistry())
-        async with AsyncTestClient(app, timeout=60) as client:
+        async with api_client(app, timeout=60) as client:
             got = (await client.get("/v1/awards/top_ten/nominations", params={"year": 2025})).json()
             assert [r["informant_id"] for r in got["nominations"]] == top_ten
             got = (

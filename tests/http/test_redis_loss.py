@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
@@ -22,7 +21,7 @@ from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.domain.calendar import Calendar
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import redis_client, unique
+from tests.conftest import AUTH, api_client, redis_client, unique
 from tests.http.server import ServerProcess
 from tests.http.test_import import cli
 
@@ -152,7 +151,7 @@ def test_a_redis_that_lost_its_data_is_rebuilt_from_the_ledger(
     try:
         # The first start finds no marker in Redis and rebuilds the boards once.
         _wait_for_log(log, "redis_marker_missing_rebuilt", 1)
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
             today = [
                 _now_event(f"{a}-sign-0", a, "sign_in"),
                 _now_event(f"{b}-sign-0", b, "sign_in"),
@@ -264,7 +263,7 @@ async def test_state_rebuild_and_reconcile_on_every_store(
     settings = isolated_settings_with_cluster
     people = [unique("q") for _ in range(3)]
     app = create_app(settings, CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         events = [
             _now_event(f"{who}-{action}-{n}", who, action, content_id=f"c{n}")
             for who in people

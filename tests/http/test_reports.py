@@ -6,12 +6,11 @@ import io
 import json
 from pathlib import Path
 
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.http.test_import import cli
 
 
@@ -53,7 +52,7 @@ async def test_the_monthly_report(isolated_settings: Settings, tmp_path: Path) -
     assert [row[0] for row in exported[1:]] == ["640000", "640100", "640200"]
 
     app = create_app(isolated_settings, CollectorRegistry())
-    async with AsyncTestClient(app, timeout=60) as client:
+    async with api_client(app, timeout=60) as client:
         r = await client.get("/v1/reports/monthly", params={"month": "2025-06", "region": "640000"})
         assert r.status_code == 200, r.text
         report = r.json()

@@ -1,0 +1,72 @@
+"""Who may call what: API keys with scopes, and the scope each route needs.
+
+Scopes:
+- `events:write` — the app's backend: events, batches, redemptions;
+- `read` — points, ledgers, profiles, institutions, leaderboards;
+- `admin` — everything (rules, rebuilds, reversals, awards, reports, profile and
+  institution writes, and every route of the two scopes above);
+- `institution:{id}` — that institution's member table and nothing else.
+
+Routes not listed need `admin` (closed unless opened). Health, metrics and the OpenAPI
+document are public.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+EVENTS_WRITE: Final = "events:write"
+READ: Final = "read"
+ADMIN: Final = "admin"
+INSTITUTION_PREFIX: Final = "institution:"
+PUBLIC: Final = "public"
+
+_INSTITUTION_SCOPE = re.compile(r"^institution:[A-Za-z0-9_.@:\-]{1,64}$")
+
+
+def scope_problem(scope: str) -> str | None:
+    """Why `scope` is not a scope, or None."""
+    if scope in (EVENTS_WRITE, READ, ADMIN) or _INSTITUTION_SCOPE.match(scope):
+        return None
+    return (
+        f"unknown scope {scope!r}: one of {EVENTS_WRITE}, {READ}, {ADMIN}, {INSTITUTION_PREFIX}<id>"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    name: str
+    digest: str  # "sha256:<hex>" of the key; the key itself is never stored
+    scopes: frozenset[str]
+
+    def allows(self, needed: str) -> bool:
+        return ADMIN in self.scopes or needed in self.scopes
+
+
+_SEGMENT = r"[^/]+"
+# (method or "*", path pattern, the scope needed; "{1}" is the first group).
+_ROUTES: Final = [
+    ("POST", r"/v1/events", EVENTS_WRITE),
+    ("POST", r"/v1/events/batch", EVENTS_WRITE),
+    ("POST", rf"/v1/events/{_SEGMENT}/reversal", ADMIN),
+    ("POST", rf"/v1/informants/{_SEGMENT}/redemptions", EVENTS_WRITE),
+    ("GET", rf"/v1/informants/{_SEGMENT}(?:/points|/ledger)?", READ),
+    ("GET", r"/v1/leaderboards/.*", READ),
+    ("GET", rf"/v1/institutions/({_SEGMENT})/members", INSTITUTION_PREFIX + "{1}"),
+    ("GET", rf"/v1/institutions/{_SEGMENT}", READ),
+    ("GET", r"/health/(?:live|ready)", PUBLIC),
+    ("GET", r"/metrics", PUBLIC),
+    ("GET", r"/schema(?:/.*)?", PUBLIC),
+]
+_COMPILED: Final = [(m, re.compile(f"^{p}$"), s) for m, p, s in _ROUTES]
+
+
+def needed_scope(method: str, path: str) -> str:
+    """The scope a request needs: `public`, a scope name, or `admin` for the rest."""
+    for route_method, pattern, scope in _COMPILED:
+        if route_method != method and not (route_method == "GET" and method == "HEAD"):
+            continue
+        match = pattern.match(path)
+        if match is not None:
+            return scope.replace("{1}", match.group(1)) if "{1}" in scope else scope
+    return ADMIN

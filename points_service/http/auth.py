@@ -1,0 +1,73 @@
+"""ASGI middleware: every request but the public ones carries an API key whose scopes
+cover the route (`domain/access.py`). No key, or an unknown one: 401; a key without the
+scope: 403. The key travels as `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Receive, Send
+
+from points_service.adapters.api_keys import digest
+from points_service.domain.access import PUBLIC, ApiKey, needed_scope
+from points_service.http.schemas import ErrorOut
+
+_encoder = msgspec.json.Encoder()
+_BEARER = b"bearer "
+AUTH_KEY = "points.api_key"  # the scope entry that names the caller's key
+
+
+def _presented(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"authorization":
+            if value[:7].lower() == _BEARER:
+                return value[7:].strip()
+            return None
+        if name == b"x-api-key":
+            return value.strip()
+    return None
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = _encoder.encode(ErrorOut(status, code, message, "Authorization"))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def authorize(keys: Iterable[ApiKey]) -> Any:
+    by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
+
+    def middleware(inner: ASGIApp) -> ASGIApp:
+        async def handle(scope: Any, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            needed = needed_scope(scope["method"], scope["path"])
+            if needed == PUBLIC:
+                await inner(scope, receive, send)
+                return
+            presented = _presented(scope["headers"])
+            if presented is None:
+                await _refuse(send, 401, "unauthorized", "an API key is required")
+                return
+            key = by_digest.get(digest(presented))
+            if key is None:
+                await _refuse(send, 401, "unauthorized", "the API key is not known")
+                return
+            if not key.allows(needed):
+                await _refuse(
+                    send, 403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}"
+                )
+                return
+            scope[AUTH_KEY] = key.name
+            await inner(scope, receive, send)
+
+        return handle
+
+    return middleware
