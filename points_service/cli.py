@@ -16,6 +16,7 @@ import msgspec
 
 from points_service.adapters.api_keys import KeysInvalid, add_key, first_run_admin_key, load_keys
 from points_service.adapters.embedded_redis import EmbeddedRedis
+from points_service.adapters.logging import configure_logging, log_key
 from points_service.adapters.metrics import MULTIPROC_ENV
 from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
 from points_service.adapters.sql.copy import TargetNotEmpty, copy_ledger
@@ -575,6 +576,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command != "serve":  # serve's app configures its own
+        # Log lines to stderr, never into the summary a command prints on stdout.
+        configure_logging(
+            settings.log_level,
+            settings.log_format,
+            settings.log_informants,
+            # The data dir's key when there is one; a check needs no data dir made.
+            log_key(settings.data_dir, settings.log_salt) if settings.data_dir.exists() else b"",
+        )
     return _COMMANDS[args.command](settings, args)
 
 

@@ -12,6 +12,7 @@ from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import RedisClient, connect
+from points_service.adapters.redis_limits import RedisLimits
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import (
     RuleFiles,
@@ -64,6 +65,7 @@ class Runtime:
     awards: Awards
     reports: Reports
     recovery: StateRecovery
+    limits: RedisLimits
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
@@ -150,6 +152,7 @@ class Runtime:
             awards,
             reports,
             recovery,
+            RedisLimits(scripts, settings.redis_prefix),
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )

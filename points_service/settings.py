@@ -46,6 +46,9 @@ class Settings:
     rebuild_on_redis_loss: bool = True
     api_keys_file: Path | None = None  # None: api-keys.toml in data_dir
     api_keys: str | None = None  # the same entries as JSON (POINTS_API_KEYS)
+    # Requests per second one API key may make (every worker and pod together, counted
+    # in Redis); past it, 429 with Retry-After. 0: no limit.
+    rate_per_key: int = 10_000
 
     @property
     def keys_file(self) -> Path:
@@ -128,4 +131,5 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if environ.get("POINTS_API_KEYS_FILE")
         else None,
         api_keys=environ.get("POINTS_API_KEYS") or None,
+        rate_per_key=_int(environ, "POINTS_RATE_PER_KEY", 10_000),
     )

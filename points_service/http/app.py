@@ -269,5 +269,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     _complete_openapi(app)
     first_run_admin_key(settings.data_dir, settings.keys_file, settings.api_keys)
     keys = load_keys(settings.keys_file, settings.api_keys)
-    app.asgi_handler = _observe(app, settings)(authorize(keys)(app.asgi_handler))
+
+    def limits() -> Any:
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        return None if runtime is None else runtime.limits
+
+    guard = authorize(keys, limits, settings.rate_per_key)
+    app.asgi_handler = _observe(app, settings)(guard(app.asgi_handler))
     return app

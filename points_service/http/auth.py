@@ -2,13 +2,14 @@
 cover the route (`domain/access.py`). No key, or an unknown one: 401; a key without the
 scope: 403. The key travels as `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import msgspec
 from litestar.types import ASGIApp, Receive, Send
 
 from points_service.adapters.api_keys import digest
+from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.access import PUBLIC, ApiKey, needed_scope
 from points_service.http.schemas import ErrorOut
 
@@ -28,7 +29,13 @@ def _presented(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+class Limits(Protocol):
+    async def hit(self, bucket: str, limit: int, window_ms: int) -> int: ...
+
+
+async def _refuse(
+    send: Send, status: int, code: str, message: str, retry_after: int | None = None
+) -> None:
     body = _encoder.encode(ErrorOut(status, code, message, "Authorization"))
     headers = [
         (b"content-type", b"application/json"),
@@ -36,11 +43,15 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     ]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def authorize(keys: Iterable[ApiKey]) -> Any:
+def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_key: int) -> Any:
+    """`limits()` is the rate limiter once the app has started (None before); `per_key`
+    requests a second per key (0: none)."""
     by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
 
     def middleware(inner: ASGIApp) -> ASGIApp:
@@ -66,6 +77,21 @@ def authorize(keys: Iterable[ApiKey]) -> Any:
                 )
                 return
             scope[AUTH_KEY] = key.name
+            limiter = limits() if per_key else None
+            if limiter is not None:
+                try:
+                    wait_ms = await limiter.hit(f"key:{key.name}", per_key, 1000)
+                except UNAVAILABLE:
+                    wait_ms = 0  # Redis away: the request itself answers 503 (or serves)
+                if wait_ms:
+                    await _refuse(
+                        send,
+                        429,
+                        "rate_limited",
+                        f"the key {key.name!r} made more than {per_key:,} requests this second",
+                        retry_after=max(1, -(-wait_ms // 1000)),
+                    )
+                    return
             await inner(scope, receive, send)
 
         return handle

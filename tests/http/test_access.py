@@ -1,9 +1,11 @@
 """API keys and scopes: every route of the OpenAPI document by every kind of key, and a
 fresh data directory that makes its own admin key."""
 
+import asyncio
 import json
 import re
 import stat
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,3 +146,33 @@ def test_keys_are_made_and_listed_by_the_command(base_settings: Settings, tmp_pa
     assert wrong.returncode == 2 and "unknown scope 'write-everything'" in wrong.stderr
     again = cli(settings, "keys", "create", "app-backend", "--scope", "read")
     assert again.returncode == 2 and "used already" in again.stderr
+
+
+async def test_a_key_past_its_rate_gets_429_with_retry_after(base_settings: Settings) -> None:
+    hasty, calm = new_key(), new_key()
+    entries = [
+        {"name": "hasty", "hash": digest(hasty), "scopes": ["read"]},
+        {"name": "calm", "hash": digest(calm), "scopes": ["read"]},
+    ]
+    settings = replace(base_settings, api_keys=json.dumps(entries), rate_per_key=5)
+    app = create_app(settings, CollectorRegistry())
+    async with api_client(app, timeout=60) as client:
+        client.headers.pop("Authorization")
+        started = time.monotonic()
+        answers = [
+            await client.get("/v1/informants/u1/points", headers={"X-API-Key": hasty})
+            for _ in range(20)
+        ]
+        windows = int(time.monotonic() - started) + 2  # the seconds the burst touched
+        statuses = [a.status_code for a in answers]
+        assert set(statuses) == {200, 429}, statuses
+        assert statuses.count(200) <= 5 * windows
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["code"] == "rate_limited"
+        # Another key has a budget of its own, and the hasty one gets a new one later.
+        calm_answer = await client.get("/v1/informants/u1/points", headers={"X-API-Key": calm})
+        assert calm_answer.status_code == 200
+        await asyncio.sleep(1.1)
+        again = await client.get("/v1/informants/u1/points", headers={"X-API-Key": hasty})
+        assert again.status_code == 200
