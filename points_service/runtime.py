@@ -152,7 +152,7 @@ class Runtime:
             awards,
             reports,
             recovery,
-            RedisLimits(scripts, settings.redis_prefix),
+            RedisLimits(scripts, settings.redis_prefix, settings.rate_per_key),
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
@@ -233,6 +233,7 @@ class Runtime:
         return redis_ok, database_ok
 
     async def stop(self) -> None:
+        await self.limits.close()
         await self.ledger.stop()
         await self.state.close()
         await self.redis.aclose()

@@ -2,6 +2,7 @@
 cover the route (`domain/access.py`). No key, or an unknown one: 401; a key without the
 scope: 403. The key travels as `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -9,7 +10,6 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Send
 
 from points_service.adapters.api_keys import digest
-from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.access import PUBLIC, ApiKey, needed_scope
 from points_service.http.schemas import ErrorOut
 
@@ -30,7 +30,9 @@ def _presented(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 class Limits(Protocol):
-    async def hit(self, bucket: str, limit: int, window_ms: int) -> int: ...
+    def admit(self, key_name: str) -> float:
+        """0 when the key may make this request, else seconds until it may again."""
+        ...
 
 
 async def _refuse(
@@ -78,20 +80,16 @@ def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_k
                 return
             scope[AUTH_KEY] = key.name
             limiter = limits() if per_key else None
-            if limiter is not None:
-                try:
-                    wait_ms = await limiter.hit(f"key:{key.name}", per_key, 1000)
-                except UNAVAILABLE:
-                    wait_ms = 0  # Redis away: the request itself answers 503 (or serves)
-                if wait_ms:
-                    await _refuse(
-                        send,
-                        429,
-                        "rate_limited",
-                        f"the key {key.name!r} made more than {per_key:,} requests this second",
-                        retry_after=max(1, -(-wait_ms // 1000)),
-                    )
-                    return
+            wait = limiter.admit(key.name) if limiter is not None else 0.0
+            if wait:
+                await _refuse(
+                    send,
+                    429,
+                    "rate_limited",
+                    f"the key {key.name!r} made more than {per_key:,} requests this second",
+                    retry_after=max(1, math.ceil(wait)),
+                )
+                return
             await inner(scope, receive, send)
 
         return handle

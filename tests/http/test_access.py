@@ -166,7 +166,9 @@ async def test_a_key_past_its_rate_gets_429_with_retry_after(base_settings: Sett
         windows = int(time.monotonic() - started) + 2  # the seconds the burst touched
         statuses = [a.status_code for a in answers]
         assert set(statuses) == {200, 429}, statuses
-        assert statuses.count(200) <= 5 * windows
+        # Each worker sends its count to Redis as it goes (a tenth of the limit at a
+        # time): a key may pass the limit by what is on its way, here one request.
+        assert statuses.count(200) <= 5 * windows + 1
         refused = next(a for a in answers if a.status_code == 429)
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["code"] == "rate_limited"

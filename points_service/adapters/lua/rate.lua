@@ -1,16 +1,8 @@
--- Count one request in the current window of a rate limit (fixed windows).
--- KEYS[1] the window's counter; ARGV[1] the limit, ARGV[2] the window in milliseconds
--- Returns 0 when the request is within the limit, else the milliseconds until the
--- window ends (the client's Retry-After).
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
+-- Add a worker's requests to a key's count in the current window of a rate limit.
+-- KEYS[1] the window's counter; ARGV[1] requests to add, ARGV[2] the window in ms
+-- Returns the window's total so far (every worker and pod together).
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-if n <= tonumber(ARGV[1]) then
-  return 0
-end
-local left = redis.call('PTTL', KEYS[1])
-if left < 1 then
-  left = 1
-end
-return left
+return n
