@@ -66,6 +66,7 @@ class Runtime:
     reports: Reports
     recovery: StateRecovery
     limits: RedisLimits
+    board_store: RedisBoards  # the boards in Redis, and the locks every process shares
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
@@ -111,10 +112,11 @@ class Runtime:
         )
         # A state Redis does not hold is put back from the ledger before it is used.
         state.heal_from(recovery.load, metrics.states_restored)
+        board_store = RedisBoards(
+            redis, prefix=settings.redis_prefix, scripts=scripts, cluster=settings.redis_cluster
+        )
         leaderboards = Leaderboards(
-            RedisBoards(
-                redis, prefix=settings.redis_prefix, scripts=scripts, cluster=settings.redis_cluster
-            ),
+            board_store,
             SqlLedgerTotals(ledger.engine),
             boards,
             calendar,
@@ -153,6 +155,7 @@ class Runtime:
             reports,
             recovery,
             RedisLimits(scripts, settings.redis_prefix, settings.rate_per_key),
+            board_store,
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
@@ -182,7 +185,7 @@ class Runtime:
         state is a new informant's (on one Redis node: see apply.lua). True when it ran."""
         if not self.settings.rebuild_on_redis_loss or await self.state.marked():
             return False
-        if not await self.state.lock("recover", RECOVERY_LOCK_SECONDS):
+        if not await self.board_store.try_lock("recover", RECOVERY_LOCK_SECONDS):
             return False
         started = time.perf_counter()
         try:
@@ -192,7 +195,7 @@ class Runtime:
             differences = await self.leaderboards.reconcile(BoardFilter())
             await self.state.mark(utc_now().isoformat())
         finally:
-            await self.state.unlock("recover")
+            await self.board_store.release("recover")
         _log.warning(
             "redis_marker_missing_rebuilt",
             profiles=profiles,

@@ -226,6 +226,10 @@ class RedisBoards:
     async def try_lock(self, name: str, seconds: int) -> bool:
         return bool(await self._redis.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))
 
+    async def release(self, name: str) -> None:
+        """Give up a lock of `try_lock` before its time is up."""
+        await self._redis.delete(f"{self._prefix}:lock:{name}")
+
     # --- the registry of boards (closing reads it instead of a SCAN) ---------------
 
     def _registry(self) -> str:

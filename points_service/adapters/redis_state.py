@@ -376,17 +376,18 @@ class RedisState:
 
     async def snapshot(self, informant_id: str, day: int) -> PointsSnapshot:
         tag = self._tag(informant_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await queued(pipe.hgetall(f"{tag}:s"))
-            await queued(pipe.hgetall(f"{tag}:d:{day}"))
-            state, today = await pipe.execute()
-        if not state and self._loader is not None and not await self._new_informant():
-            # Read-only: an informant the ledger does not know gets no keys.
-            await self._heal([informant_id], known_only=True)
+
+        async def read() -> list[dict[bytes, bytes]]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 await queued(pipe.hgetall(f"{tag}:s"))
                 await queued(pipe.hgetall(f"{tag}:d:{day}"))
-                state, today = await pipe.execute()
+                return list(await pipe.execute())
+
+        state, today = await read()
+        if not state and self._loader is not None and not await self._new_informant():
+            # Read-only: an informant the ledger does not know gets no keys.
+            await self._heal([informant_id], known_only=True)
+            state, today = await read()
         return PointsSnapshot(
             balance=_int(state.get(b"b")),
             earned=_int(state.get(b"e")),
@@ -425,16 +426,6 @@ class RedisState:
 
     async def mark(self, stamp: str) -> None:
         await self._redis.set(self._marker_key, stamp)
-
-    async def unmark(self) -> None:
-        await self._redis.delete(self._marker_key)
-
-    async def lock(self, name: str, seconds: int) -> bool:
-        """True for the one caller of all processes that holds `name` for `seconds`."""
-        return bool(await self._redis.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))
-
-    async def unlock(self, name: str) -> None:
-        await self._redis.delete(f"{self._prefix}:lock:{name}")
 
     async def announce(self, name: str) -> int:
         """Bump a counter every process of the service watches; returns its new value."""

@@ -10,12 +10,13 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Send
 
 from points_service.adapters.api_keys import digest
+from points_service.adapters.logging import LOG_FIELDS
 from points_service.domain.access import PUBLIC, ApiKey, needed_scope
+from points_service.http.hot import send_json
 from points_service.http.schemas import ErrorOut
 
 _encoder = msgspec.json.Encoder()
 _BEARER = b"bearer "
-AUTH_KEY = "points.api_key"  # the scope entry that names the caller's key
 
 
 def _presented(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -38,17 +39,13 @@ class Limits(Protocol):
 async def _refuse(
     send: Send, status: int, code: str, message: str, retry_after: int | None = None
 ) -> None:
-    body = _encoder.encode(ErrorOut(status, code, message, "Authorization"))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    headers: list[tuple[bytes, bytes]] = []
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    body = _encoder.encode(ErrorOut(status, code, message, "Authorization"))
+    await send_json(send, status, body, tuple(headers))
 
 
 def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_key: int) -> Any:
@@ -78,7 +75,9 @@ def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_k
                     send, 403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}"
                 )
                 return
-            scope[AUTH_KEY] = key.name
+            fields = scope.get(LOG_FIELDS)
+            if fields is not None:  # the request's summary line names the key
+                fields["key"] = key.name
             limiter = limits() if per_key else None
             wait = limiter.admit(key.name) if limiter is not None else 0.0
             if wait:

@@ -56,6 +56,8 @@ async def test_one_json_line_per_request_with_ids_and_no_personal_data(
     assert requests[1]["route"] == "/v1/informants/{informant_id}/points"
     assert requests[1]["request_id"] == made.headers["x-request-id"]
     assert requests[4]["events"] == 1
+    assert first["key"] == "test-admin"  # the API key that made the request, by name
+    assert "key" not in requests[2]  # health is public: no key
     for secret in (who, name, phone):
         assert secret not in text, f"{secret!r} reached the log"
 
