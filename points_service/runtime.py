@@ -126,7 +126,15 @@ class Runtime:
             SqlStandings(ledger.engine),
         )
         credits = Credits(
-            state, ledger, rules, calendar, settings.grace, utc_now, metrics, leaderboards
+            state,
+            ledger,
+            rules,
+            calendar,
+            settings.grace,
+            utc_now,
+            metrics,
+            leaderboards,
+            per_informant=settings.rate_per_informant,
         )
         accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)

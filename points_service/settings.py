@@ -13,6 +13,9 @@ class SettingsError(ValueError):
     pass
 
 
+MAX_BATCH_CEILING = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -49,6 +52,12 @@ class Settings:
     # Requests per second one API key may make (every worker and pod together, counted
     # in Redis); past it, 429 with Retry-After. 0: no limit.
     rate_per_key: int = 10_000
+    # New events one informant may send per minute (retries of an event do not count;
+    # history imports are not limited); past it, 429 with Retry-After. 0: no limit.
+    rate_per_informant: int = 120
+    max_body_bytes: int = 4 * 1024 * 1024  # any request body
+    max_event_bytes: int = 64 * 1024  # one event's body on POST /v1/events
+    max_batch: int = 1000  # events in one POST /v1/events/batch (at most MAX_BATCH_CEILING)
 
     @property
     def keys_file(self) -> Path:
@@ -132,4 +141,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         else None,
         api_keys=environ.get("POINTS_API_KEYS") or None,
         rate_per_key=_int(environ, "POINTS_RATE_PER_KEY", 10_000),
+        rate_per_informant=_int(environ, "POINTS_RATE_PER_INFORMANT", 120),
+        max_body_bytes=_int(environ, "POINTS_MAX_BODY_BYTES", 4 * 1024 * 1024, low=1024),
+        max_event_bytes=_int(environ, "POINTS_MAX_EVENT_BYTES", 64 * 1024, low=1024),
+        max_batch=_max_batch(environ),
     )
+
+
+def _max_batch(environ: Mapping[str, str]) -> int:
+    value = _int(environ, "POINTS_MAX_BATCH", 1000, low=1)
+    if value > MAX_BATCH_CEILING:
+        raise SettingsError(f"POINTS_MAX_BATCH must be at most {MAX_BATCH_CEILING}, got {value}")
+    return value

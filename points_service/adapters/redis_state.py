@@ -19,17 +19,21 @@ from points_service.domain.engine import Decision, EventPlan, undo_of
 from points_service.domain.profiles import Profile
 from points_service.domain.recovery import Restored
 from points_service.domain.state import (
+    THROTTLED,
     Applied,
     Clawback,
     Overdraw,
     PointsSnapshot,
+    RateWindow,
     Spend,
     StoredState,
+    Throttled,
 )
 
 _LUA = files("points_service.adapters") / "lua"
 _decision = msgspec.json.Decoder(Decision)
 _NO_STATE = 3  # redeem.lua / reverse.lua: the state hash is missing
+_THROTTLED = 2  # apply.lua: the informant is over the rate window's limit
 
 # Reads the ledger for informants whose state Redis does not hold (see `RedisState`).
 Loader = Callable[[Sequence[str]], Awaitable[Mapping[str, Restored]]]
@@ -51,9 +55,11 @@ def encode_apply_call(
     *,
     checked: bool = False,
     marker: str | None = None,
+    rate: RateWindow | None = None,
 ) -> tuple[list[str], bytes]:
     """KEYS and ARGV of one apply.lua call (the benchmark replays it in redis-benchmark).
-    `checked`: refuse a missing state, unless `marker` (a key) exists (see apply.lua)."""
+    `checked`: refuse a missing state, unless `marker` (a key) exists (see apply.lua);
+    `rate`: refuse an informant's new events past the window's limit."""
     keys: list[str] = []
     index: dict[str, int] = {}
 
@@ -80,6 +86,8 @@ def encode_apply_call(
             }
         )
     call: dict[str, Any] = {"t": day_ttl, "i": idem_ttl, "g": placed}
+    if rate is not None:
+        call["rl"] = [rate.limit, rate.number]
     if checked:
         call["m"] = 1
         if marker is not None:
@@ -278,7 +286,9 @@ class RedisState:
         return key_tag(self._prefix, informant_id)
 
     def encode_call(
-        self, groups: Sequence[tuple[str, Sequence[EventPlan]]]
+        self,
+        groups: Sequence[tuple[str, Sequence[EventPlan]]],
+        rate: RateWindow | None = None,
     ) -> tuple[list[str], bytes]:
         return encode_apply_call(
             self._prefix,
@@ -287,34 +297,40 @@ class RedisState:
             groups,
             checked=self._loader is not None,
             marker=self._marker,
+            rate=rate,
         )
 
     @staticmethod
-    def _results(raw: Sequence[Any] | int) -> list[Applied] | None:
+    def _results(raw: Sequence[Any] | int) -> list[Applied | Throttled] | None:
         if raw == 0:
             return None  # no state (see apply.lua)
         assert not isinstance(raw, int)
         plans, profile = raw
         placement, listed = placement_of(profile)
         return [
-            Applied(_decision.decode(body), flag == 1, placement, listed) for flag, body in plans
+            THROTTLED
+            if flag == _THROTTLED
+            else Applied(_decision.decode(body), flag == 1, placement, listed)
+            for flag, body in plans
         ]
 
-    async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]:
-        return (await self.apply_groups({informant_id: plans}))[informant_id]
+    async def apply(
+        self, informant_id: str, plans: Sequence[EventPlan], rate: RateWindow | None = None
+    ) -> list[Applied | Throttled]:
+        return (await self.apply_groups({informant_id: plans}, rate))[informant_id]
 
     async def apply_groups(
-        self, groups: Mapping[str, Sequence[EventPlan]]
-    ) -> dict[str, list[Applied]]:
+        self, groups: Mapping[str, Sequence[EventPlan]], rate: RateWindow | None = None
+    ) -> dict[str, list[Applied | Throttled]]:
         """Every group in one pipelined round trip: on one Redis node, a few script calls
         of many informants each; on a cluster, one call per informant (one slot each).
         Informants without a state are put back from the ledger and applied again."""
-        found = await self._apply_groups(groups)
+        found = await self._apply_groups(groups, rate)
         missing = [i for i, r in found.items() if r is None]
         if missing:
             await self._heal(missing)
-            found |= await self._apply_groups({i: groups[i] for i in missing})
-        applied: dict[str, list[Applied]] = {}
+            found |= await self._apply_groups({i: groups[i] for i in missing}, rate)
+        applied: dict[str, list[Applied | Throttled]] = {}
         for informant_id, result in found.items():
             if result is None:
                 raise StateLost(f"informant {informant_id!r}: Redis lost the state again")
@@ -322,13 +338,13 @@ class RedisState:
         return applied
 
     async def _apply_groups(
-        self, groups: Mapping[str, Sequence[EventPlan]]
-    ) -> dict[str, list[Applied] | None]:
+        self, groups: Mapping[str, Sequence[EventPlan]], rate: RateWindow | None
+    ) -> dict[str, list[Applied | Throttled] | None]:
         items = list(groups.items())
         size = 1 if self._cluster else self._groups_per_call
         calls = []
         for start in range(0, len(items), size):
-            keys, arg = self.encode_call(items[start : start + size])
+            keys, arg = self.encode_call(items[start : start + size], rate)
             calls.append((self._apply, keys, [arg]))
         raw = [group for result in await self._scripts.call_many(calls) for group in result]
         return {

@@ -33,6 +33,30 @@ class Applied:
 
 
 @dataclass(frozen=True, slots=True)
+class Throttled:
+    """An event refused, unrecorded, because its informant sent more new events than
+    the rate window allows; the same event may come again after the window."""
+
+
+THROTTLED = Throttled()
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most `limit` new events per informant within rate window `number` (the
+    window's count of `seconds` since the epoch); `retry_after`: seconds to its end."""
+
+    limit: int
+    number: int
+    retry_after: int
+
+    @classmethod
+    def at(cls, limit: int, seconds: int, now: float) -> "RateWindow":
+        number, into = divmod(now, seconds)
+        return cls(limit, int(number), max(1, int(seconds - into + 0.999)))
+
+
+@dataclass(frozen=True, slots=True)
 class Overdraw:
     balance: int
 

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Send
 from prometheus_client import CollectorRegistry
 
@@ -174,7 +174,7 @@ async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
             _log.info("periods_closed", boards=report.closed, unlinked=report.removed)
 
 
-def _complete_openapi(app: Litestar) -> None:
+def _complete_openapi(app: Litestar, max_batch: int) -> None:
     """Add to the document Litestar built what it cannot see: the request bodies, which
     handlers decode themselves (http/openapi.py), and the operations of ASGI routes,
     rendered from their typed twins (DOCUMENTED_ONLY) by a throwaway app."""
@@ -187,6 +187,10 @@ def _complete_openapi(app: Litestar) -> None:
         schemas.update(
             body_components(Event, EventBatch, RedemptionIn, ReversalIn, Profile, Institution)
         )
+        batch = schemas["EventBatch"].properties
+        events = batch.get("events") if isinstance(batch, dict) else None
+        if isinstance(events, Schema):
+            events.max_items = max_batch  # the limit in force (POINTS_MAX_BATCH)
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:
@@ -263,10 +267,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 }
             ),
         ),
-        request_max_body_size=4 * 1024 * 1024,
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,
     )
-    _complete_openapi(app)
+    _complete_openapi(app, settings.max_batch)
     first_run_admin_key(settings.data_dir, settings.keys_file, settings.api_keys)
     keys = load_keys(settings.keys_file, settings.api_keys)
 

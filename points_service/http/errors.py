@@ -11,7 +11,7 @@ from litestar.types import ExceptionHandlersMap
 
 from points_service.domain.events import error_field
 from points_service.http.schemas import ErrorOut
-from points_service.services.errors import Conflict, InvalidInput, NotFound
+from points_service.services.errors import Conflict, InvalidInput, NotFound, TooMany
 
 _log = structlog.get_logger("points_service.http")
 
@@ -52,6 +52,17 @@ def _invalid(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[bytes]:
 
 def _conflict(_: Request[Any, Any, Any], exc: Conflict) -> Response[bytes]:
     return error_response(409, exc.code, exc.message, exc.field)
+
+
+def _too_many(_: Request[Any, Any, Any], exc: TooMany) -> Response[bytes]:
+    return Response(
+        msgspec.json.encode(
+            ErrorOut(429, "rate_limited", exc.message, exc.field, retry_after=exc.retry_after)
+        ),
+        status_code=429,
+        media_type="application/json",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 def _not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
@@ -96,6 +107,7 @@ def exception_handlers(unavailable: tuple[type[Exception], ...]) -> ExceptionHan
         ApiError: _api_error,
         InvalidInput: _invalid,
         Conflict: _conflict,
+        TooMany: _too_many,
         NotFound: _not_found,
         ValidationException: _validation,
         HTTPException: _http,

@@ -31,12 +31,10 @@ from points_service.http.errors import ApiError, decode_error
 from points_service.http.openapi import with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
-from points_service.services.errors import Conflict, InvalidInput
+from points_service.services.errors import Conflict, InvalidInput, TooMany
 from points_service.services.leaderboards import MAX_AROUND, MAX_LIMIT
 
 PATH = "/v1/events"
-# One event is a few hundred bytes; its free-form attributes have room, a file does not.
-MAX_EVENT_BYTES = 64 * 1024
 
 _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
@@ -89,7 +87,8 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
         return
     runtime: Runtime = scope["litestar_app"].state.runtime
     try:
-        body = await read_body(receive, MAX_EVENT_BYTES)
+        # One event is a few hundred bytes; its attributes have room, a file does not.
+        body = await read_body(receive, runtime.settings.max_event_bytes)
         try:
             event = event_decoder.decode(body)
         except msgspec.DecodeError as exc:
@@ -99,7 +98,7 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
             fields["event_id"] = event.event_id
             fields.update(informant_field(event.informant_id))
         credited = await runtime.credits.record(event)
-    except (ApiError, InvalidInput, Conflict) as exc:
+    except (ApiError, InvalidInput, Conflict, TooMany) as exc:
         runtime.metrics.event_refused(getattr(exc, "code", "invalid"))
         raise
     await send_json(send, 200, _encoder.encode(event_result(credited)))

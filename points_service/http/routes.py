@@ -29,7 +29,6 @@ from points_service.http.errors import ApiError, decode_error, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import with_body
 from points_service.http.schemas import (
-    MAX_BATCH,
     BatchIn,
     BatchItem,
     BatchOut,
@@ -99,15 +98,17 @@ def _item(raw: msgspec.Raw) -> Any:
 @post(
     "/v1/events/batch",
     status_code=200,
-    summary="Record up to 1,000 events",
+    summary="Record a batch of events (up to POINTS_MAX_BATCH, 1,000 by default)",
     operation_class=with_body(EventBatch),
 )
 async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
     decoded = _decode(batch_decoder, body)
     raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
-    if len(raws) > MAX_BATCH:
-        raise ApiError(422, "invalid", f"a batch holds at most {MAX_BATCH} events", "events")
     rt = _rt(request)
+    if len(raws) > rt.settings.max_batch:
+        raise ApiError(
+            422, "invalid", f"a batch holds at most {rt.settings.max_batch:,} events", "events"
+        )
     fields: dict[str, Any] | None = request.scope.get(LOG_FIELDS)  # type: ignore[assignment]
     if fields is not None:
         fields["events"] = len(raws)
@@ -120,7 +121,7 @@ async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
             items.append(BatchItem(index, 200, result=event_result(r)))
         else:
             rt.metrics.event_refused(r.code)
-            error = ErrorOut(r.status, r.code, r.message, r.field, r.event_id)
+            error = ErrorOut(r.status, r.code, r.message, r.field, r.event_id, r.retry_after)
             items.append(BatchItem(index, r.status, error=error))
     return BatchOut(items, accepted, len(items) - accepted)
 

@@ -8,10 +8,11 @@ import msgspec
 from points_service.domain.events import ClientKey, Event
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
+from points_service.settings import MAX_BATCH_CEILING
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Item = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # POINTS_MAX_BATCH's default; the served document shows the one in force
 
 
 class LineOut(msgspec.Struct):
@@ -43,6 +44,8 @@ class ErrorOut(msgspec.Struct, omit_defaults=True):
     detail: str
     field: str | None = None
     event_id: str | None = None
+    # A 429's seconds to wait (also in the Retry-After header of a whole-request 429).
+    retry_after: int | None = None
 
 
 class BatchItem(msgspec.Struct, omit_defaults=True):
@@ -59,7 +62,9 @@ class BatchOut(msgspec.Struct):
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
-    events: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_BATCH)]
+    # The configured limit (settings.max_batch) is checked after decoding; this bound
+    # only keeps a decoder from building a list past any limit that may be set.
+    events: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_BATCH_CEILING)]
 
 
 class EventBatch(msgspec.Struct):

@@ -12,8 +12,8 @@ from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.ledger import CreditWrite, WriteStatus
-from points_service.domain.state import Applied
-from points_service.services.errors import Conflict, InvalidInput
+from points_service.domain.state import Applied, RateWindow, Throttled
+from points_service.services.errors import Conflict, InvalidInput, TooMany
 from points_service.services.leaderboards import Leaderboards
 from points_service.services.ports import Ledger, NullObserver, Observer, StateStore
 from points_service.services.rulebook import RuleBook
@@ -45,6 +45,7 @@ class Rejected:
     field: str | None
     message: str
     event_id: str | None = None
+    retry_after: int | None = None
 
 
 def _credited(event: Event, decision: Decision, replayed: bool) -> Credited:
@@ -80,6 +81,19 @@ def _rejected(conflict: Conflict, event_id: str) -> Rejected:
     return Rejected(409, conflict.code, conflict.field, conflict.message, event_id)
 
 
+# An informant's new events are counted in windows of this many seconds.
+RATE_WINDOW_SECONDS = 60
+
+
+def _throttled(rate: RateWindow) -> TooMany:
+    return TooMany(
+        f"this informant sent more than {rate.limit} events in {RATE_WINDOW_SECONDS} s; "
+        f"send it again in {rate.retry_after} s",
+        rate.retry_after,
+        field="informant_id",
+    )
+
+
 def _reused(event_id: str) -> Conflict:
     return Conflict(
         "event_id_reused",
@@ -99,7 +113,11 @@ class Credits:
         clock: Callable[[], datetime],
         observer: Observer | None = None,
         boards: Leaderboards | None = None,
+        per_informant: int = 0,
     ) -> None:
+        """`per_informant`: new events one informant may send per rate window (0: no
+        limit); history being replayed is never limited."""
+        self._per_informant = per_informant
         self._boards = boards
         self._state = state
         self._ledger = ledger
@@ -119,11 +137,20 @@ class Credits:
             event, self._rules.current, self._calendar, now, self._grace, replaying=replaying
         )
 
+    def _rate(self, now: datetime, replaying: bool) -> RateWindow | None:
+        if replaying or not self._per_informant:
+            return None
+        return RateWindow.at(self._per_informant, RATE_WINDOW_SECONDS, now.timestamp())
+
     async def record(self, event: Event, *, replaying: bool = False) -> Credited:
-        """One event. Raises InvalidInput (422) or Conflict (409)."""
+        """One event. Raises InvalidInput (422), Conflict (409) or TooMany (429)."""
         now = self._clock()
         plan = self._plan(event, now, replaying)
-        [applied] = await self._state.apply(event.informant_id, [plan])
+        rate = self._rate(now, replaying)
+        [applied] = await self._state.apply(event.informant_id, [plan], rate)
+        if isinstance(applied, Throttled):
+            assert rate is not None
+            raise _throttled(rate)
         if applied.decision.h != plan.h:
             raise _reused(event.event_id)
         if plan.dry:
@@ -216,18 +243,11 @@ class Credits:
         now = self._clock()
         results: list[Credited | Rejected | None] = [None] * len(items)
         groups = self._plan_batch(items, now, replaying, results)
+        rate = self._rate(now, replaying)
         applied = await self._state.apply_groups(
-            {informant: [p for _, _, p in group] for informant, group in groups.items()}
+            {informant: [p for _, _, p in group] for informant, group in groups.items()}, rate
         )
-        batch = _Batch()
-        for informant, group in groups.items():
-            for (position, event, plan), result in zip(group, applied[informant], strict=True):
-                if result.decision.h != plan.h:
-                    results[position] = _rejected(_reused(event.event_id), event.event_id)
-                elif plan.dry:
-                    results[position] = _credited(event, result.decision, result.replayed)
-                else:
-                    batch.add(position, event, plan, result, now, replaying)
+        batch = _Batch.of(groups, applied, rate, now, replaying, results)
         try:
             statuses = await self._ledger.commit(batch.writes) if batch.writes else []
         except Exception:
@@ -271,6 +291,39 @@ class _Batch:
         self.pending: list[tuple[int, Event, Decision, bool]] = []
         self.fresh: dict[int, tuple[str, EventPlan, Decision]] = {}
         self.listed: dict[int, Placement] = {}  # positions whose informant is on the boards
+
+    @classmethod
+    def of(
+        cls,
+        groups: dict[str, list[tuple[int, Event, EventPlan]]],
+        applied: dict[str, list[Applied | Throttled]],
+        rate: RateWindow | None,
+        now: datetime,
+        replaying: bool,
+        results: list[Credited | Rejected | None],
+    ) -> "_Batch":
+        """The writes of what Redis applied; refusals and dry runs go into `results`."""
+        batch = cls()
+        for informant, group in groups.items():
+            for (position, event, plan), result in zip(group, applied[informant], strict=True):
+                if isinstance(result, Throttled):
+                    assert rate is not None
+                    refusal = _throttled(rate)
+                    results[position] = Rejected(
+                        429,
+                        "rate_limited",
+                        refusal.field,
+                        refusal.message,
+                        event.event_id,
+                        refusal.retry_after,
+                    )
+                elif result.decision.h != plan.h:
+                    results[position] = _rejected(_reused(event.event_id), event.event_id)
+                elif plan.dry:
+                    results[position] = _credited(event, result.decision, result.replayed)
+                else:
+                    batch.add(position, event, plan, result, now, replaying)
+        return batch
 
     def add(
         self,

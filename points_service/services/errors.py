@@ -24,3 +24,16 @@ class NotFound(LookupError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class TooMany(Exception):
+    """429: more requests than a limit allows; the same request may come again after
+    `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.field = field

@@ -14,17 +14,21 @@ from points_service.domain.state import (
     Clawback,
     Overdraw,
     PointsSnapshot,
+    RateWindow,
     Spend,
     StoredState,
+    Throttled,
 )
 
 
 class StateStore(Protocol):
-    async def apply(self, informant_id: str, plans: Sequence[EventPlan]) -> list[Applied]: ...
+    async def apply(
+        self, informant_id: str, plans: Sequence[EventPlan], rate: RateWindow | None = None
+    ) -> list[Applied | Throttled]: ...
 
     async def apply_groups(
-        self, groups: Mapping[str, Sequence[EventPlan]]
-    ) -> dict[str, list[Applied]]: ...
+        self, groups: Mapping[str, Sequence[EventPlan]], rate: RateWindow | None = None
+    ) -> dict[str, list[Applied | Throttled]]: ...
 
     async def redeem(
         self, informant_id: str, redemption_id: str, points: int, body_hash: str

@@ -148,11 +148,12 @@ async def test_batch_credits_valid_items_and_reports_invalid_ones_in_place(clien
 
 async def test_concurrent_requests_for_one_informant_never_exceed_a_cap(client: Client) -> None:
     who = unique("u")
-    events = [body(who, "share", content_id=f"c{i}") for i in range(200)]
+    # 100 at once: within an informant's rate (120 new events a minute by default).
+    events = [body(who, "share", content_id=f"c{i}") for i in range(100)]
     answers = await asyncio.gather(*(client.post("/v1/events", json=e) for e in events))
     assert all(a.status_code == 200 for a in answers)
     assert sum(a.json()["points"] for a in answers) == 20
-    assert sum(a.json()["counters"]["shares"] for a in answers) == 200
+    assert sum(a.json()["counters"]["shares"] for a in answers) == 100
     balances = sorted(a.json()["balance"] for a in answers)
     assert balances[-1] == 20
     assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 20

@@ -9,13 +9,17 @@
 --               "mk": index of the marker key (one Redis node only): while it exists,
 --                     every informant the ledger knows has a state here, so a missing
 --                     state is a new informant's and is not refused,
+--               "rl": [limit, window number]: at most `limit` new events per informant
+--                     in a rate window; past it an event is refused, unrecorded, so
+--                     its retry after the window is judged as new (omitted: no limit),
 --               "g": [{"s": state key index, "x": ever key index, "p": profile key index,
 --                      "ev": [plans]}]}
 -- KEYS: for each group its state hash (b balance, e earned, sk streak, sd streak day),
 --       its set of for-ever dedup members, its profile hash (the informant's placement
 --       and status, kept by the profiles use case), and the idempotency strings and day
 --       hashes its plans name by index.
--- Returns, per group: {{one entry per plan: {0 | 1 (replay), decision JSON}},
+-- Returns, per group: {{one entry per plan: {0 | 1 (replay), decision JSON}
+--                                           or {2, ''} (over the rate limit)},
 --                      {province, city, county, institution, status} (false if unset)},
 --          or 0 when "m" is set and the informant has no state hash: the caller puts
 --          the state back from the ledger (restore.lua, an empty one for a new
@@ -28,7 +32,8 @@ local groups = {}
 
 for _, g in ipairs(req.g) do
   local state, ever = KEYS[g.s], KEYS[g.x]
-  local st = redis.call('HMGET', state, 'b', 'e', 'sk', 'sd')
+  -- rw rc: the informant's rate window and the new events counted in it.
+  local st = redis.call('HMGET', state, 'b', 'e', 'sk', 'sd', 'rw', 'rc')
   if req.m == 1 and not (st[1] or st[2] or st[3] or st[4])
       and not (req.mk and redis.call('EXISTS', KEYS[req.mk]) == 1) then
     -- No state: new, or lost with Redis's data. The caller asks the ledger and calls
@@ -42,12 +47,16 @@ for _, g in ipairs(req.g) do
     local streak = tonumber(st[3]) or 0
     local streak_day = tonumber(st[4]) or 0
     local changed = false
+    local rl, rc = req.rl, 0
+    if rl and tonumber(st[5]) == rl[2] then rc = tonumber(st[6]) or 0 end
 
     for _, ev in ipairs(g.ev) do
       local ikey = KEYS[ev.ik]
       local known = redis.call('GET', ikey)
       if known then
         out[#out + 1] = {1, known}
+      elseif rl and not ev.dry and rc >= rl[1] then
+        out[#out + 1] = {2, ''}
       else
         local write = not ev.dry
         local dkey = KEYS[ev.dk]
@@ -151,13 +160,17 @@ for _, g in ipairs(req.g) do
           earned = earned + total
           streak, streak_day = sk, sd
           changed = true
+          rc = rc + 1
           redis.call('SET', ikey, decision, 'EX', req.i)
         end
         out[#out + 1] = {0, decision}
       end
     end
 
-    if changed then
+    if changed and rl then
+      redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day,
+        'rw', rl[2], 'rc', rc)
+    elseif changed then
       redis.call('HSET', state, 'b', balance, 'e', earned, 'sk', streak, 'sd', streak_day)
     end
     groups[#groups + 1] = {out, profile}
