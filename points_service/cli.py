@@ -25,6 +25,7 @@ from points_service.domain.calendar import Calendar
 from points_service.domain.engine import InformantState, decide, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
+from points_service.domain.signing import new_secret
 from points_service.domain.state import StoredState
 from points_service.runtime import Runtime
 from points_service.services.errors import InvalidInput, NotFound
@@ -321,16 +322,26 @@ async def _state_reconcile(settings: Settings, show: int) -> int:
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.keys == "create":
-            key = add_key(settings.keys_file, args.name, args.scope)
+            secret = new_secret() if args.sign else None
+            key = add_key(settings.keys_file, args.name, args.scope, secret)
             print(key)
+            if secret is not None:
+                print(secret)
             print(
                 f"the key above is shown once; its hash is in {settings.keys_file}; "
-                "restart the service (or its workers) to use it",
+                + (
+                    "the second line is its signing secret (HMAC, X-PS-Signature), kept in "
+                    "that file too, which only the service should read; "
+                    if secret
+                    else ""
+                )
+                + "restart the service (or its workers) to use it",
                 file=sys.stderr,
             )
             return 0
         for k in load_keys(settings.keys_file, settings.api_keys):
-            print(f"{k.name}\t{' '.join(sorted(k.scopes))}")
+            signs = "\tsigned" if k.secret else ""
+            print(f"{k.name}\t{' '.join(sorted(k.scopes))}{signs}")
         return 0
     except KeysInvalid as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -496,6 +507,12 @@ def _key_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
         action="append",
         required=True,
         help="events:write, read, admin or institution:ID (repeat for more)",
+    )
+    create.add_argument(
+        "--sign",
+        action="store_true",
+        help="also make a signing secret: the key's event requests must then be signed "
+        "(HMAC-SHA256 with a timestamp and a nonce)",
     )
     keys.add_parser("list", help="the configured keys' names and scopes")
 

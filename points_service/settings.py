@@ -57,6 +57,8 @@ class Settings:
     rate_per_informant: int = 120
     max_body_bytes: int = 4 * 1024 * 1024  # any request body
     max_event_bytes: int = 64 * 1024  # one event's body on POST /v1/events
+    # Seconds a signed request's timestamp may differ from the service's clock.
+    signature_window: int = 300
     max_batch: int = 1000  # events in one POST /v1/events/batch (at most MAX_BATCH_CEILING)
 
     @property
@@ -145,6 +147,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_body_bytes=_int(environ, "POINTS_MAX_BODY_BYTES", 4 * 1024 * 1024, low=1024),
         max_event_bytes=_int(environ, "POINTS_MAX_EVENT_BYTES", 64 * 1024, low=1024),
         max_batch=_max_batch(environ),
+        signature_window=_int(environ, "POINTS_SIGNATURE_WINDOW_SECONDS", 300, low=1),
     )
 
 

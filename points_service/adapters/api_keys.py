@@ -4,10 +4,13 @@
     name = "app-backend"
     hash = "sha256:9f86d0…"
     scopes = ["events:write", "read"]
+    secret = "pss_…"          # optional: this key signs its event requests (HMAC)
 
 A key is `ps_` and 43 URL-safe characters (256 random bits), so a plain SHA-256 is
 enough to keep it: there is nothing to guess. `POINTS_API_KEYS` may hold the same list
-as JSON (`[{"name": …, "hash": …, "scopes": […]}]`), for secrets stores.
+as JSON (`[{"name": …, "hash": …, "scopes": […]}]`), for secrets stores. A signing
+secret has to be kept as it is (the service computes the HMAC with it), so a file that
+holds one must be readable by the service only.
 """
 
 import hashlib
@@ -25,12 +28,14 @@ KEY_PREFIX = "ps_"
 ADMIN_KEY_FILE = "admin.key"
 Digest = Annotated[str, msgspec.Meta(pattern=r"^sha256:[0-9a-f]{64}$")]
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@:\-]{1,64}$")]
+Secret = Annotated[str, msgspec.Meta(pattern=r"^\S{32,256}$")]
 
 
 class KeyEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Name
     hash: Digest
     scopes: Annotated[list[str], msgspec.Meta(min_length=1)]
+    secret: Secret | None = None
 
 
 class KeyFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,7 +62,7 @@ def _entries(where: str, entries: list[KeyEntry]) -> list[ApiKey]:
             problem = scope_problem(scope)
             if problem is not None:
                 raise KeysInvalid(f"{where}: key {entry.name!r} (keys[{n}]): {problem}")
-        keys.append(ApiKey(entry.name, entry.hash, frozenset(entry.scopes)))
+        keys.append(ApiKey(entry.name, entry.hash, frozenset(entry.scopes), entry.secret))
     return keys
 
 
@@ -83,8 +88,9 @@ def load_keys(path: Path, environment: str | None) -> list[ApiKey]:
     return keys
 
 
-def add_key(path: Path, name: str, scopes: list[str]) -> str:
-    """Make a key, append its hash to the file, and return the key (shown once)."""
+def add_key(path: Path, name: str, scopes: list[str], secret: str | None = None) -> str:
+    """Make a key, append its hash (and the signing secret, if any) to the file, and
+    return the key (shown once)."""
     for scope in scopes:
         problem = scope_problem(scope)
         if problem is not None:
@@ -103,7 +109,10 @@ def add_key(path: Path, name: str, scopes: list[str]) -> str:
         f"\n[[keys]]\nname = {_toml(name)}\nhash = {_toml(digest(key))}\n"
         f"scopes = [{', '.join(_toml(s) for s in scopes)}]\n"
     )
-    with path.open("a", encoding="utf-8") as out:
+    if secret is not None:
+        entry += f"secret = {_toml(secret)}\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as out:
         if out.tell() == 0:
             out.write("# API keys of points-service: hashes only (`points-service keys create`).\n")
         out.write(entry)

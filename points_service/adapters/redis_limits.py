@@ -20,6 +20,7 @@ from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.unavailable import UNAVAILABLE
 
 _SCRIPT = (files("points_service.adapters") / "lua" / "rate.lua").read_text()
+_NONCE = "return redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) and 1 or 0"
 WINDOW_MS = 1000
 SYNC_SECONDS = 0.05
 
@@ -39,6 +40,7 @@ class RedisLimits:
         self._per_key = per_key
         self._step = max(1, per_key // 10)
         self._rate = scripts.register(_SCRIPT)
+        self._nonce = scripts.register(_NONCE)
         self._windows: dict[str, _Window] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
@@ -85,6 +87,13 @@ class RedisLimits:
             self._flusher = None
         for key_name, window in list(self._windows.items()):
             self._send(key_name, window)
+
+    async def first_use(self, key_name: str, nonce: str, seconds: int) -> bool:
+        """Whether this key has not sent this nonce within `seconds` (signed requests);
+        remembers it. Both are of safe characters (checked before), so the Redis key
+        cannot reach another's."""
+        key = f"{self._prefix}:nonce:{{key:{key_name}}}:{nonce}"
+        return bool(await self._scripts.call(self._nonce, [key], [seconds]))
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -38,6 +38,8 @@ class ApiKey:
     name: str
     digest: str  # "sha256:<hex>" of the key; the key itself is never stored
     scopes: frozenset[str]
+    # With a secret, the key signs its `events:write` requests (domain/signing.py).
+    secret: str | None = None
 
     def allows(self, needed: str) -> bool:
         return ADMIN in self.scopes or needed in self.scopes

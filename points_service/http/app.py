@@ -262,7 +262,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                         type="http",
                         scheme="bearer",
                         description="An API key (`points-service keys create`); "
-                        "`X-API-Key: <key>` works too",
+                        "`X-API-Key: <key>` works too. A key with a signing secret also "
+                        "signs its event requests: X-PS-Timestamp, X-PS-Nonce and "
+                        "X-PS-Signature (README, HMAC-SHA256).",
                     )
                 }
             ),
@@ -278,6 +280,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         runtime: Runtime | None = getattr(app.state, "runtime", None)
         return None if runtime is None else runtime.limits
 
-    guard = authorize(keys, limits, settings.rate_per_key)
+    guard = authorize(
+        keys,
+        limits,
+        settings.rate_per_key,
+        signature_window=settings.signature_window,
+        max_body=settings.max_body_bytes,
+    )
     app.asgi_handler = _observe(app, settings)(guard(app.asgi_handler))
     return app

@@ -1,8 +1,11 @@
 """ASGI middleware: every request but the public ones carries an API key whose scopes
 cover the route (`domain/access.py`). No key, or an unknown one: 401; a key without the
-scope: 403. The key travels as `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+scope: 403. The key travels as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+A key with a signing secret also signs its `events:write` requests (domain/signing.py):
+a missing, stale, wrong or replayed signature is a 401 naming the header at fault."""
 
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -11,8 +14,16 @@ from litestar.types import ASGIApp, Receive, Send
 
 from points_service.adapters.api_keys import digest
 from points_service.adapters.logging import LOG_FIELDS
-from points_service.domain.access import PUBLIC, ApiKey, needed_scope
-from points_service.http.hot import send_json
+from points_service.domain.access import EVENTS_WRITE, PUBLIC, ApiKey, needed_scope
+from points_service.domain.signing import (
+    NONCE,
+    SIGNATURE,
+    TIMESTAMP,
+    SignatureRefused,
+    check_signature,
+)
+from points_service.http.errors import ApiError
+from points_service.http.hot import read_body, send_json
 from points_service.http.schemas import ErrorOut
 
 _encoder = msgspec.json.Encoder()
@@ -35,23 +46,111 @@ class Limits(Protocol):
         """0 when the key may make this request, else seconds until it may again."""
         ...
 
-
-async def _refuse(
-    send: Send, status: int, code: str, message: str, retry_after: int | None = None
-) -> None:
-    headers: list[tuple[bytes, bytes]] = []
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    body = _encoder.encode(ErrorOut(status, code, message, "Authorization"))
-    await send_json(send, status, body, tuple(headers))
+    async def first_use(self, key_name: str, nonce: str, seconds: int) -> bool: ...
 
 
-def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_key: int) -> Any:
+class Refusal(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: int | None = None,
+        field: str = "Authorization",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.retry_after, self.field = retry_after, field
+
+    async def send(self, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        if self.status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(self.retry_after).encode()))
+        out = ErrorOut(self.status, self.code, self.message, self.field, None, self.retry_after)
+        await send_json(send, self.status, _encoder.encode(out), tuple(headers))
+
+
+_SIGNING_HEADERS = {TIMESTAMP.encode(), NONCE.encode(), SIGNATURE.encode()}
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """The body read already, handed on as the request's one message."""
+    given = False
+
+    async def again() -> Any:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+async def _verify(
+    scope: Any, receive: Receive, key: ApiKey, limiter: Limits | None, window: int, most: int
+) -> Receive:
+    """The signed request's receive (its body read and checked), or SignatureRefused."""
+    assert key.secret is not None
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _SIGNING_HEADERS
+    }
+    body = await read_body(receive, most)
+    query = scope.get("query_string", b"")
+    target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    nonce = check_signature(key.secret, headers, scope["method"], target, body, time.time(), window)
+    if limiter is None or not await limiter.first_use(key.name, nonce, 2 * window):
+        raise SignatureRefused("X-PS-Nonce", "this nonce was used already: sign the retry anew")
+    return _replaying(body, receive)
+
+
+def authorize(
+    keys: Iterable[ApiKey],
+    limits: Callable[[], Limits | None],
+    per_key: int,
+    *,
+    signature_window: int = 300,
+    max_body: int = 4 * 1024 * 1024,
+) -> Any:
     """`limits()` is the rate limiter once the app has started (None before); `per_key`
-    requests a second per key (0: none)."""
+    requests a second per key (0: none); `signature_window`: seconds a signed request's
+    timestamp may be off the service's clock."""
     by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
+
+    async def admit(scope: Any, receive: Receive, needed: str) -> Receive:
+        """The receive to serve the request with, or a Refusal."""
+        presented = _presented(scope["headers"])
+        if presented is None:
+            raise Refusal(401, "unauthorized", "an API key is required")
+        key = by_digest.get(digest(presented))
+        if key is None:
+            raise Refusal(401, "unauthorized", "the API key is not known")
+        if not key.allows(needed):
+            raise Refusal(403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}")
+        fields = scope.get(LOG_FIELDS)
+        if fields is not None:  # the request's summary line names the key
+            fields["key"] = key.name
+        limiter = limits()
+        wait = limiter.admit(key.name) if limiter is not None and per_key else 0.0
+        if wait:
+            raise Refusal(
+                429,
+                "rate_limited",
+                f"the key {key.name!r} made more than {per_key:,} requests this second",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        if key.secret is None or needed != EVENTS_WRITE:
+            return receive
+        try:
+            return await _verify(scope, receive, key, limiter, signature_window, max_body)
+        except SignatureRefused as refused:
+            raise Refusal(401, "bad_signature", refused.message, field=refused.field) from None
+        except ApiError as error:  # the body too large, or the client gone
+            raise Refusal(error.status, error.code, error.detail, field="body") from None
 
     def middleware(inner: ASGIApp) -> ASGIApp:
         async def handle(scope: Any, receive: Receive, send: Send) -> None:
@@ -59,36 +158,12 @@ def authorize(keys: Iterable[ApiKey], limits: Callable[[], Limits | None], per_k
                 await inner(scope, receive, send)
                 return
             needed = needed_scope(scope["method"], scope["path"])
-            if needed == PUBLIC:
-                await inner(scope, receive, send)
-                return
-            presented = _presented(scope["headers"])
-            if presented is None:
-                await _refuse(send, 401, "unauthorized", "an API key is required")
-                return
-            key = by_digest.get(digest(presented))
-            if key is None:
-                await _refuse(send, 401, "unauthorized", "the API key is not known")
-                return
-            if not key.allows(needed):
-                await _refuse(
-                    send, 403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}"
-                )
-                return
-            fields = scope.get(LOG_FIELDS)
-            if fields is not None:  # the request's summary line names the key
-                fields["key"] = key.name
-            limiter = limits() if per_key else None
-            wait = limiter.admit(key.name) if limiter is not None else 0.0
-            if wait:
-                await _refuse(
-                    send,
-                    429,
-                    "rate_limited",
-                    f"the key {key.name!r} made more than {per_key:,} requests this second",
-                    retry_after=max(1, math.ceil(wait)),
-                )
-                return
+            if needed != PUBLIC:
+                try:
+                    receive = await admit(scope, receive, needed)
+                except Refusal as refusal:
+                    await refusal.send(send)
+                    return
             await inner(scope, receive, send)
 
         return handle
