@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit bench clean venv tools
+.PHONY: run test lint typecheck contracts unit bench soak clean venv tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/board_load.py
 	$(BIN)/python bench/import_load.py
 	$(BIN)/python bench/report_load.py
+
+# Ten minutes at half the measured capacity (not in CI): p99 over time, errors, memory.
+# A trial: make soak SOAK_ARGS='--minutes 1 --probe 5 --no-record'
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

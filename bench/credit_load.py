@@ -111,6 +111,8 @@ class Load:
     errors: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
     note: str = ""
+    # Paced runs: every 2xx answer's seconds from its scheduled time, sorted.
+    latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
     def rate(self) -> float:
@@ -427,6 +429,7 @@ async def paced(
         p99_ms=_percentile(from_schedule, 0.99) * 1000,
         errors=errors,
         samples=samples,
+        latencies=from_schedule,
         note=(
             f"target {rate:,.0f}/s over {connections} connections; from send: "
             f"p50 {_percentile(from_send, 0.50) * 1000:.2f} ms, "
@@ -517,23 +520,37 @@ def measure_bare(run: Run) -> None:
     run.log_problems["bare app"] = server.problems()
 
 
-def measure_service(run: Run, data_dir: Path, database_url: str | None) -> None:
-    port = _free_port()
+def service_env(
+    args: argparse.Namespace,
+    port: int,
+    prefix: str,
+    redis_url: str,
+    data_dir: Path,
+    database_url: str | None,
+) -> dict[str, str]:
+    """The environment `points-service serve` runs with: the bench key, its own prefix,
+    JSON logs; args gives access_log and workers."""
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env |= {
         "POINTS_PORT": str(port),
         "POINTS_HOST": HOST,
         "POINTS_DATA_DIR": str(data_dir),
-        "POINTS_REDIS_PREFIX": run.prefix,
+        "POINTS_REDIS_PREFIX": prefix,
         "POINTS_API_KEYS": BENCH_KEYS,
-        "REDIS_URL": run.redis_url,
-        "POINTS_ACCESS_LOG": run.args.access_log,
-        "POINTS_WORKERS": str(run.args.workers),
+        "REDIS_URL": redis_url,
+        "POINTS_ACCESS_LOG": args.access_log,
+        "POINTS_WORKERS": str(args.workers),
         "POINTS_LOG_FORMAT": "json",
     }
     if database_url:
         env["DATABASE_URL"] = database_url
+    return env
+
+
+def measure_service(run: Run, data_dir: Path, database_url: str | None) -> None:
+    port = _free_port()
+    env = service_env(run.args, port, run.prefix, run.redis_url, data_dir, database_url)
     base = f"http://{HOST}:{port}"
     _step(f"service on :{port}, {run.args.workers} worker(s), {run.args.db}")
     with Server("service", [str(SERVICE), "serve"], env, OUT / "service.log") as server:
