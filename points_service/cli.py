@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,12 @@ from points_service.adapters.api_keys import KeysInvalid, add_key, first_run_adm
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.logging import configure_logging, log_key
 from points_service.adapters.metrics import MULTIPROC_ENV
-from points_service.adapters.rule_files import load_award_file, load_board_dir, load_rule_dir
+from points_service.adapters.rule_files import (
+    load_abuse_file,
+    load_award_file,
+    load_board_dir,
+    load_rule_dir,
+)
 from points_service.adapters.sql.copy import TargetNotEmpty, copy_ledger
 from points_service.adapters.sql.engine import create_engine, database_url, migrate
 from points_service.domain.calendar import Calendar
@@ -113,6 +118,7 @@ def _rules_check(directory: Path) -> int:
     try:
         rules = load_rule_dir(directory)
         awards = load_award_file(directory)
+        abuse = load_abuse_file(directory)
     except RuleSetInvalid as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -121,7 +127,10 @@ def _rules_check(directory: Path) -> int:
     print(
         f"ok: {len(rules.rules)} rules, {len(rules.featured)} featured lists, "
         f"files {', '.join(rules.files)}, version {rules.version}; "
-        f"awards {', '.join(awards) or 'none'}"
+        f"awards {', '.join(awards) or 'none'}; abuse thresholds: share views "
+        f"{abuse.share_view_velocity.views}/{abuse.share_view_velocity.seconds} s, viewer "
+        f"spread {abuse.viewer_spread.sharers} sharers/{abuse.viewer_spread.hours} h, burst "
+        f"{abuse.burst.events}/{abuse.burst.seconds} s"
     )
     return 0
 
@@ -319,6 +328,29 @@ async def _state_reconcile(settings: Settings, show: int) -> int:
     return 1 if len(differences) > missing else 0
 
 
+async def _abuse_scan(settings: Settings, hours: int) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        scan = await runtime.abuse.scan(timedelta(hours=hours))
+        flags = await runtime.abuse.flags(status="open", limit=500)
+    finally:
+        await runtime.stop()
+    for flag in flags:
+        print(
+            f"{flag.flag_id}\t{flag.informant_id}\t{flag.kind}\t{flag.subject}\t"
+            f"{flag.start.isoformat()}\t{flag.end.isoformat()}\t"
+            + msgspec.json.encode(dict(flag.evidence)).decode()
+        )
+    found = ", ".join(f"{k} {n}" for k, n in sorted(scan.found.items())) or "nothing"
+    print(
+        f"{scan.events:,} events received since {scan.since.isoformat()} scanned in "
+        f"{scan.seconds:.1f} s: found {found}; {sum(scan.new.values())} new flag(s), "
+        f"{scan.widened} widened; {len(flags)} open flag(s) listed above",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.keys == "create":
@@ -498,6 +530,13 @@ def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", help="day, week, month, year or all")
 
 
+def _abuse_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    abuse = sub.add_parser("abuse", help="anti-abuse flags (rules/abuse.toml)")
+    actions = abuse.add_subparsers(dest="abuse", required=True)
+    scan = actions.add_parser("scan", help="scan the events received; list the open flags")
+    scan.add_argument("--hours", type=int, default=24, help="how far back (default 24)")
+
+
 def _key_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
     create = keys.add_parser("create", help="make a key; prints it once, stores its hash")
@@ -563,6 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     _recovery_commands(sub)
     _key_commands(sub)
+    _abuse_commands(sub)
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -624,6 +664,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "leaderboards": _leaderboards,
     "state": _state,
     "keys": _keys,
+    "abuse": lambda s, a: asyncio.run(_abuse_scan(s, a.hours)),
     "copy-ledger": lambda s, a: asyncio.run(_copy_ledger(s, a.target)),
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
     "awards": _exports,

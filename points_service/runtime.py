@@ -16,12 +16,14 @@ from points_service.adapters.redis_limits import RedisLimits
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import (
     RuleFiles,
+    load_abuse_file,
     load_award_file,
     load_board_dir,
     load_population_file,
     load_target_file,
 )
 from points_service.adapters.script_pipeline import ScriptPipeline
+from points_service.adapters.sql.abuse import SqlAbuse
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.history import SqlStateHistory
 from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
@@ -29,6 +31,7 @@ from points_service.adapters.sql.ledger import SqlLedger, open_ledger
 from points_service.adapters.sql.profiles import SqlLedgerTotals, SqlProfiles, SqlStandings
 from points_service.adapters.sql.reports import SqlReports
 from points_service.domain.calendar import Calendar
+from points_service.services.abuse import Abuse, Scan
 from points_service.services.account import Accounts
 from points_service.services.awards import Awards
 from points_service.services.credit import Credits
@@ -63,6 +66,7 @@ class Runtime:
     profiles: Profiles
     institutions: Institutions
     awards: Awards
+    abuse: Abuse
     reports: Reports
     recovery: StateRecovery
     limits: RedisLimits
@@ -139,7 +143,11 @@ class Runtime:
         accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
-        awards = Awards(load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine))
+        abuse_store = SqlAbuse(ledger.engine)
+        abuse = Abuse(abuse_store, load_abuse_file(settings.rules_dir), accounts, utc_now)
+        awards = Awards(
+            load_award_file(settings.rules_dir), SqlAwardTotals(ledger.engine), abuse_store.barred
+        )
         reports = Reports(
             SqlReports(ledger.engine),
             leaderboards,
@@ -160,6 +168,7 @@ class Runtime:
             profiles,
             institutions,
             awards,
+            abuse,
             reports,
             recovery,
             RedisLimits(scripts, settings.redis_prefix, settings.rate_per_key),
@@ -214,6 +223,17 @@ class Runtime:
             seconds=round(time.perf_counter() - started, 3),
         )
         return True
+
+    async def scan_abuse(self) -> Scan | None:
+        """One anti-abuse scan, by one process of all at a time (None: another's turn)."""
+        every = self.abuse.thresholds.scan_every_seconds
+        if not await self.board_store.try_lock("abuse-scan", max(every - 1, 1)):
+            return None
+        scan = await self.abuse.scan()
+        self.metrics.abuse_scanned(scan.new, scan.seconds)
+        if scan.new:
+            _log.warning("abuse_flagged", flags=scan.new, events=scan.events)
+        return scan
 
     async def count_today(self) -> None:
         """The programme's figures for today, into the gauges (the dashboard's numbers)."""

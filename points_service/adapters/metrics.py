@@ -24,6 +24,8 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from points_service.domain.abuse import KINDS
+
 _log = structlog.get_logger("points_service.state")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -70,6 +72,20 @@ class Metrics:
             "points_events_total",
             "Events judged, by action and outcome (credited, duplicate, daily_cap, late, ...)",
             ["action", "outcome"],
+            registry=registry,
+        )
+        self.abuse_flags = Counter(
+            "points_abuse_flags_total",
+            "Anti-abuse flags raised, by kind (rules/abuse.toml); each waits for an admin",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in KINDS:
+            self.abuse_flags.labels(kind)
+        self.abuse_scan = Histogram(
+            "points_abuse_scan_seconds",
+            "Time of one anti-abuse scan of the events received",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30),
             registry=registry,
         )
         self.refused = Counter(
@@ -265,6 +281,11 @@ class Metrics:
             counter.inc(points)
         if outcome == "credited":
             self.last_credit.set(time.time())
+
+    def abuse_scanned(self, raised: dict[str, int], seconds: float) -> None:
+        for kind, count in raised.items():
+            self.abuse_flags.labels(kind).inc(count)
+        self.abuse_scan.observe(seconds)
 
     def event_refused(self, code: str, count: int = 1) -> None:
         self.refused.labels(code).inc(count)

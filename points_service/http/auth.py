@@ -27,6 +27,7 @@ from points_service.http.hot import read_body, send_json
 from points_service.http.schemas import ErrorOut
 
 _encoder = msgspec.json.Encoder()
+KEY_NAME = "points.key_name"  # the scope entry that names the request's key
 _BEARER = b"bearer "
 
 
@@ -131,6 +132,7 @@ def authorize(
             raise Refusal(401, "unauthorized", "the API key is not known")
         if not key.allows(needed):
             raise Refusal(403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}")
+        scope[KEY_NAME] = key.name  # who did it, for what an admin changes
         fields = scope.get(LOG_FIELDS)
         if fields is not None:  # the request's summary line names the key
             fields["key"] = key.name

@@ -1,7 +1,8 @@
 """Award nominations for a year and a scope, from the durable ledger (its daily rollups),
 reproducible: the same ledger and award file give the same rows."""
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Protocol
 
@@ -27,9 +28,16 @@ class Nominations:
 
 
 class Awards:
-    def __init__(self, awards: dict[str, Award], totals: AwardTotals) -> None:
+    def __init__(
+        self,
+        awards: dict[str, Award],
+        totals: AwardTotals,
+        barred: Callable[[], Awaitable[set[str]]] | None = None,
+    ) -> None:
+        """`barred()`: informants with an abuse flag not cleared, left out."""
         self.awards = awards
         self._totals = totals
+        self._barred = barred
 
     async def nominations(self, award_id: str, year: int, scope: str) -> Nominations:
         award = self.awards.get(award_id)
@@ -45,6 +53,11 @@ class Awards:
             raise InvalidInput("scope", "nominations are for all, or for one province")
         province = key.partition(":")[2] if kind == "province" else None
         candidates = await self._totals.candidates(date(year, 1, 1), date(year, 12, 31), province)
+        if self._barred is not None:
+            flagged = await self._barred()
+            candidates = [
+                replace(c, eligible=False) if c.informant_id in flagged else c for c in candidates
+            ]
         shares = None
         if award.national_quota and province is None:
             shares = await self._totals.informants_by_province()

@@ -72,6 +72,7 @@ events = Table(
     Column("institution_id", String(64)),
     Index("ix_events_informant_day", "informant_id", "day"),
     Index("ix_events_day", "day"),
+    Index("ix_events_received", "received_at"),  # the anti-abuse scan
 )
 
 ledger_entries = Table(
@@ -172,4 +173,23 @@ board_standings = Table(
     Column("rank", Integer, nullable=False),
     Column("informant_id", String(64), nullable=False),
     Column("score", BigInteger, nullable=False),
+)
+
+abuse_flags = Table(
+    "abuse_flags",
+    metadata,
+    Column("flag_id", BigId, primary_key=True, autoincrement=True),
+    Column("informant_id", String(64), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("subject", String(128), nullable=False),  # a share id, a viewer id, or ""
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("window_end", UtcDateTime(), nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("status", String(8), nullable=False),  # open | cleared | reversed
+    Column("detected_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolved_by", String(64)),
+    Column("note", String(512)),
+    Index("ix_abuse_flags_informant", "informant_id", "kind", "subject"),
+    Index("ix_abuse_flags_status", "status", "flag_id"),
 )
