@@ -19,6 +19,7 @@ import asyncpg
 import msgspec
 
 from points_service.adapters.sql.checkpoint import Checkpointer
+from points_service.adapters.sql.engine import SYNCHRONOUS
 from points_service.domain.calendar import day_from_number
 from points_service.domain.ledger import CreditWrite
 
@@ -244,7 +245,7 @@ class SqliteCreditWriter:
         if self._conn is None:
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(SYNCHRONOUS[self._synchronous])
             # The event and ledger indexes take random keys: keep more of their pages in
             # memory rather than reading them back on every commit.
             conn.execute("PRAGMA cache_size=-131072")  # 128 MiB

@@ -23,10 +23,14 @@ def database_url(url: str | None, data_dir: Path) -> str:
     return url
 
 
+# PRAGMA takes no parameters: the statements are written out, never built from a value.
+SYNCHRONOUS = {"NORMAL": "PRAGMA synchronous=NORMAL", "FULL": "PRAGMA synchronous=FULL"}
+
+
 def create_engine(
     url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
 ) -> AsyncEngine:
-    if sqlite_synchronous not in {"NORMAL", "FULL"}:
+    if sqlite_synchronous not in SYNCHRONOUS:
         raise ValueError("sqlite_synchronous must be NORMAL or FULL")
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -37,7 +41,7 @@ def create_engine(
             # process being killed; FULL: also power loss (one more fsync a commit).
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cursor.execute(SYNCHRONOUS[sqlite_synchronous])
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
