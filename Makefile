@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit bench soak clean venv tools
+.PHONY: run test lint typecheck contracts unit bench soak fuzz clean venv tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: $(STAMP)
 # A trial: make soak SOAK_ARGS='--minutes 1 --probe 5 --no-record'
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Schemathesis over every operation of /schema with many more examples than make test's 5
+# per operation (not in CI): make fuzz FUZZ_EXAMPLES=1000
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/http/test_fuzz.py -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

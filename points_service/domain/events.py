@@ -15,8 +15,11 @@ from points_service.domain.actions import REQUIRED_FIELDS, Action
 # (it separates a board's parts), no spaces.
 ID_PATTERN: Final = r"^[A-Za-z0-9_.@:\-]{1,64}$"
 InformantId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
-ClientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-RefId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# Free text holds no NUL: PostgreSQL's text cannot store one (SQLite could, and the same
+# request would get two answers), so it is a 422 naming the field.
+TEXT_PATTERN: Final = r"^[^\x00]*$"
+ClientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
+RefId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]
 AttributeValue = str | int | float | bool | None
 Attributes = Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]

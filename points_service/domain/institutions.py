@@ -8,6 +8,7 @@ from typing import Annotated, Final, Literal, get_args
 import msgspec
 
 from points_service.domain.boards import region_problems
+from points_service.domain.events import TEXT_PATTERN
 from points_service.domain.profiles import ProfileInvalid, Region
 
 MemberSort = Literal["name", "shares", "posts", "points", "share_views", "last_activity"]
@@ -17,11 +18,11 @@ MEMBER_SORTS: Final[tuple[str, ...]] = get_args(MemberSort)
 class Institution(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The body of `PUT /v1/institutions/{id}`: the whole record."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
     province: Region | None = None
     city: Region | None = None
     county: Region | None = None
-    contact: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    contact: Annotated[str, msgspec.Meta(max_length=128, pattern=TEXT_PATTERN)] | None = None
 
 
 def check_institution(institution: Institution) -> None:

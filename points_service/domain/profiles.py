@@ -11,7 +11,7 @@ from typing import Annotated, Final, Literal, get_args
 import msgspec
 
 from points_service.domain.boards import Placement, region_problems
-from points_service.domain.events import ID_PATTERN
+from points_service.domain.events import ID_PATTERN, TEXT_PATTERN
 
 Status = Literal["active", "hidden", "banned"]
 STATUSES: Final[tuple[str, ...]] = get_args(Status)
@@ -21,16 +21,17 @@ INFORMANT_TYPES: Final[tuple[str, ...]] = get_args(InformantType)
 
 Region = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
 InstitutionId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The body of `PUT /v1/informants/{id}`: the whole profile (absent means unset)."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    name: Name | None = None
     province: Region | None = None
     city: Region | None = None
     county: Region | None = None
-    unit_name: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    unit_name: Annotated[str, msgspec.Meta(max_length=128, pattern=TEXT_PATTERN)] | None = None
     type: InformantType | None = None
     institution_id: InstitutionId | None = None
     certified: bool = False

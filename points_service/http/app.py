@@ -29,9 +29,16 @@ from points_service.domain.profiles import Profile
 from points_service.http.auth import authorize
 from points_service.http.errors import exception_handlers
 from points_service.http.hot import PageCache
-from points_service.http.openapi import body_components
+from points_service.http.openapi import body_components, document_refusals
 from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
-from points_service.http.schemas import EventBatch, RedemptionIn, ReversalIn
+from points_service.http.schemas import (
+    EventBatch,
+    MembersOut,
+    MonthlyReportOut,
+    NominationsOut,
+    RedemptionIn,
+    ReversalIn,
+)
 from points_service.runtime import Runtime
 from points_service.settings import Settings
 
@@ -177,7 +184,8 @@ async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
 def _complete_openapi(app: Litestar, max_batch: int) -> None:
     """Add to the document Litestar built what it cannot see: the request bodies, which
     handlers decode themselves (http/openapi.py), and the operations of ASGI routes,
-    rendered from their typed twins (DOCUMENTED_ONLY) by a throwaway app."""
+    rendered from their typed twins (DOCUMENTED_ONLY) by a throwaway app; the exports'
+    JSON shapes, and the refusals every operation of a kind may answer."""
     twins = Litestar(route_handlers=DOCUMENTED_ONLY, openapi_config=app.openapi_config)
     document = app.openapi_schema
     document.paths = {**(document.paths or {}), **(twins.openapi_schema.paths or {})}
@@ -187,10 +195,12 @@ def _complete_openapi(app: Litestar, max_batch: int) -> None:
         schemas.update(
             body_components(Event, EventBatch, RedemptionIn, ReversalIn, Profile, Institution)
         )
+        schemas.update(body_components(MembersOut, NominationsOut, MonthlyReportOut))
         batch = schemas["EventBatch"].properties
         events = batch.get("events") if isinstance(batch, dict) else None
         if isinstance(events, Schema):
             events.max_items = max_batch  # the limit in force (POINTS_MAX_BATCH)
+    document_refusals(document)
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Litestar:

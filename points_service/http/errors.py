@@ -70,7 +70,8 @@ def _not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    return error_response(exc.status_code, "http_error", exc.detail)
+    """Litestar's own refusals, with their headers (a 405's Allow)."""
+    return error_response(exc.status_code, "http_error", exc.detail, **(exc.headers or {}))
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

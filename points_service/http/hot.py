@@ -28,7 +28,7 @@ from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
 from points_service.http.convert import board_out, event_result, ranks_out, standing_out
 from points_service.http.errors import ApiError, decode_error
-from points_service.http.openapi import with_body
+from points_service.http.openapi import refusals, with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
 from points_service.services.errors import Conflict, InvalidInput, TooMany
@@ -107,7 +107,13 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
 record_event_route = asgi(PATH, copy_scope=False, name="record_event")(record_event)
 
 
-@post(PATH, status_code=200, summary="Record one event", operation_class=with_body(Event))
+@post(
+    PATH,
+    status_code=200,
+    summary="Record one event",
+    operation_class=with_body(Event),
+    responses=refusals({409: "The event_id was used for a different event (`event_id_reused`)"}),
+)
 async def documented_record_event(body: RawBody) -> EventResult:
     """The typed twin of `record_event`, for the OpenAPI document only: never served."""
     raise NotImplementedError

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import Request, Response, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter, RawBody
 
 from points_service.adapters.logging import LOG_FIELDS
 from points_service.adapters.metrics import exposition
-from points_service.domain.events import ID_PATTERN, error_field
+from points_service.domain.events import ID_PATTERN, TEXT_PATTERN, error_field
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.http.convert import (
@@ -27,7 +28,7 @@ from points_service.http.convert import (
 )
 from points_service.http.errors import ApiError, decode_error, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
-from points_service.http.openapi import with_body
+from points_service.http.openapi import XLSX, created, refusals, with_body, with_export
 from points_service.http.schemas import (
     BatchIn,
     BatchItem,
@@ -38,6 +39,9 @@ from points_service.http.schemas import (
     EventBatch,
     InstitutionOut,
     LedgerOut,
+    MembersOut,
+    MonthlyReportOut,
+    NominationsOut,
     PointsOut,
     ProfileOut,
     RanksOut,
@@ -73,7 +77,7 @@ AnyRequest = Request[Any, Any, Any]
 _log = structlog.get_logger("points_service.rules")
 InformantPath = Annotated[str, PathParameter(pattern=ID_PATTERN)]
 InstitutionPath = Annotated[str, PathParameter(pattern=ID_PATTERN)]
-EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128)]
+EventIdPath = Annotated[str, PathParameter(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 
 
 def _rt(request: AnyRequest) -> Runtime:
@@ -131,7 +135,11 @@ async def informant_points(request: AnyRequest, informant_id: InformantPath) -> 
     return points_out(await _rt(request).accounts.points(informant_id))
 
 
-@get("/v1/informants/{informant_id:str}/ledger", summary="Ledger entries, newest first")
+@get(
+    "/v1/informants/{informant_id:str}/ledger",
+    summary="Ledger entries, newest first",
+    responses=refusals({404: "The cursor is not one this service issued"}),
+)
 async def informant_ledger(
     request: AnyRequest,
     informant_id: InformantPath,
@@ -147,6 +155,12 @@ async def informant_ledger(
     status_code=200,
     summary="Spend points, once per redemption_id",
     operation_class=with_body(RedemptionIn),
+    responses=refusals(
+        {
+            409: "The balance is short (`insufficient_balance`), or the redemption_id was used "
+            "for another redemption (`redemption_id_reused`)"
+        }
+    ),
 )
 async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody) -> RedemptionOut:
     data = _decode(redemption_decoder, body)
@@ -158,7 +172,8 @@ async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody
     "/v1/events/{event_id:str}/reversal",
     status_code=200,
     summary="Claw back an event",
-    operation_class=with_body(ReversalIn),
+    operation_class=with_body(ReversalIn, required=False),  # the reason has a default
+    responses=refusals({404: "No event with this event_id was recorded"}),
 )
 async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> ReversalOut:
     data = _decode(reversal_decoder, body or b"{}")
@@ -171,6 +186,7 @@ async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> 
     status_code=200,
     summary="Create or replace an informant's profile",
     operation_class=with_body(Profile),
+    responses=created(ProfileOut),
 )
 async def put_profile(
     request: AnyRequest, informant_id: InformantPath, body: RawBody
@@ -179,11 +195,19 @@ async def put_profile(
     return Response(profile_out(informant_id, profile), status_code=201 if created else 200)
 
 
-@get("/v1/informants/{informant_id:str}", summary="An informant's profile")
+@get(
+    "/v1/informants/{informant_id:str}",
+    summary="An informant's profile",
+    responses=refusals({404: "The informant has no profile"}),
+)
 async def get_profile(request: AnyRequest, informant_id: InformantPath) -> ProfileOut:
     return profile_out(informant_id, await _rt(request).profiles.get(informant_id))
 
 
+FORMATS = ("json", "csv", "xlsx")
+Format = Annotated[
+    str, QueryParameter(description="json, csv or xlsx", schema_extra={"enum": list(FORMATS)})
+]
 Metric = Annotated[str, PathParameter(description="points, shares, share_views or posts")]
 Scope = Annotated[
     str,
@@ -249,6 +273,7 @@ async def leaderboard_ranks(
     status_code=200,
     summary="Create or replace an institution",
     operation_class=with_body(Institution),
+    responses=created(InstitutionOut),
 )
 async def put_institution(
     request: AnyRequest, institution_id: InstitutionPath, body: RawBody
@@ -258,7 +283,11 @@ async def put_institution(
     return Response(institution_out(institution_id, data), status_code=201 if created else 200)
 
 
-@get("/v1/institutions/{institution_id:str}", summary="An institution")
+@get(
+    "/v1/institutions/{institution_id:str}",
+    summary="An institution",
+    responses=refusals({404: "No such institution"}),
+)
 async def get_institution(request: AnyRequest, institution_id: InstitutionPath) -> InstitutionOut:
     return institution_out(institution_id, await _rt(request).institutions.get(institution_id))
 
@@ -266,6 +295,8 @@ async def get_institution(request: AnyRequest, institution_id: InstitutionPath) 
 @get(
     "/v1/institutions/{institution_id:str}/members",
     summary="The member table: 姓名, 分享文章数, 发布动态总数, points, share views, last activity",
+    operation_class=with_export(MembersOut),
+    responses=refusals({404: "No such institution"}),
 )
 async def institution_members(
     request: AnyRequest,
@@ -278,7 +309,7 @@ async def institution_members(
     order: Annotated[str | None, QueryParameter(description="asc or desc")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, QueryParameter(max_length=9)] = None,
-    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
+    format: Format = "json",
 ) -> Response[Any]:
     table = await _rt(request).institutions.members(
         institution_id, period, sort, order, limit, cursor
@@ -290,6 +321,8 @@ async def institution_members(
 @get(
     "/v1/awards/{award:str}/nominations",
     summary="Nominations for an award (top_ten, outstanding), each row with its reasons",
+    operation_class=with_export(NominationsOut),
+    responses=refusals({404: "No such award in rules/awards.toml"}),
 )
 async def award_nominations(
     request: AnyRequest,
@@ -298,28 +331,31 @@ async def award_nominations(
     board_scope: Annotated[
         str, QueryParameter(name="scope", description="all or province:CODE")
     ] = "all",
-    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
+    format: Format = "json",
 ) -> Response[Any]:
     found = await _rt(request).awards.nominations(award, year, board_scope)
     return _export(format, f"{award}-{year}", nominations_table(found), nominations_out(found))
 
 
-@get("/v1/reports/monthly", summary="The monthly progress report of a region or institution")
+@get(
+    "/v1/reports/monthly",
+    summary="The monthly progress report of a region or institution",
+    operation_class=with_export(MonthlyReportOut),
+)
 async def monthly_report(
     request: AnyRequest,
     month: Annotated[str | None, QueryParameter(description="YYYY-MM; the current one")] = None,
     region: Annotated[
         str | None, QueryParameter(description="640000, 640100 or 640104: its children ranked")
     ] = None,
-    institution: Annotated[str | None, QueryParameter(description="an institution id")] = None,
-    format: Annotated[str, QueryParameter(description="json, csv or xlsx")] = "json",
+    institution: Annotated[
+        str | None, QueryParameter(description="an institution id", pattern=ID_PATTERN)
+    ] = None,
+    format: Format = "json",
 ) -> Response[Any]:
     report = await _rt(request).reports.monthly(month, region, institution)
     name = f"report-{report.code}-{report.month.key.removeprefix('month:')}"
     return _export(format, name, report_table(report), report_out(report))
-
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _export(
@@ -371,7 +407,18 @@ def reload_rules(rt: Runtime) -> ReloadResult:
     return result
 
 
-@post("/v1/admin/rules/reload", status_code=200, summary="Validate and swap in the rule files")
+@post(
+    "/v1/admin/rules/reload",
+    status_code=200,
+    summary="Validate and swap in the rule files",
+    responses={
+        422: ResponseSpec(
+            RulesOut,
+            description="A file is broken: the rules in force stay; `problems` says why",
+            generate_examples=False,
+        )
+    },
+)
 async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     rt = _rt(request)
     result = reload_rules(rt)
@@ -433,7 +480,14 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", summary="Redis and the database answer")
+@get(
+    "/health/ready",
+    summary="Redis and the database answer",
+    responses={  # the body is written out: {"status": "ok"}
+        200: ResponseSpec(dict[str, str], description="Ready", generate_examples=False),
+        **refusals({503: "Redis or the database does not answer (`not_ready`)"}),
+    },
+)
 async def ready(request: AnyRequest) -> Response[bytes]:
     rt = _rt(request)
     try:

@@ -5,13 +5,13 @@ from typing import Annotated
 
 import msgspec
 
-from points_service.domain.events import ClientKey, Event
+from points_service.domain.events import TEXT_PATTERN, ClientKey, Event
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.settings import MAX_BATCH_CEILING
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
-Item = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Item = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=TEXT_PATTERN)]
 MAX_BATCH = 1000  # POINTS_MAX_BATCH's default; the served document shows the one in force
 
 
@@ -121,7 +121,7 @@ class RedemptionOut(msgspec.Struct):
 
 
 class ReversalIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(max_length=256)] = "reversed"
+    reason: Annotated[str, msgspec.Meta(max_length=256, pattern=TEXT_PATTERN)] = "reversed"
 
 
 class ReversalOut(msgspec.Struct):
