@@ -181,6 +181,15 @@ async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
             _log.info("periods_closed", boards=report.closed, unlinked=report.removed)
 
 
+async def _scan_abuse(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """The anti-abuse scan (rules/abuse.toml): one process of all per round."""
+    while not await _pause(stopping, runtime.abuse.thresholds.scan_every_seconds):
+        try:
+            await runtime.scan_abuse()
+        except UNAVAILABLE as exc:
+            _log.warning("abuse_scan_failed", error=repr(exc))
+
+
 def _complete_openapi(app: Litestar, max_batch: int) -> None:
     """Add to the document Litestar built what it cannot see: the request bodies, which
     handlers decode themselves (http/openapi.py), and the operations of ASGI routes,
@@ -237,6 +246,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         background = [
             loop.create_task(_close_periods(runtime, stopping), name="close-periods"),
             loop.create_task(_watch_health(runtime, stopping), name="watch-health"),
+            loop.create_task(_scan_abuse(runtime, stopping), name="scan-abuse"),
         ]
         try:
             yield

@@ -13,9 +13,10 @@ from litestar.params import PathParameter, QueryParameter, RawBody
 
 from points_service.adapters.logging import LOG_FIELDS
 from points_service.adapters.metrics import exposition
-from points_service.domain.events import ID_PATTERN, TEXT_PATTERN, error_field
+from points_service.domain.events import ID_PATTERN, TEXT_PATTERN
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
+from points_service.http.abuse import ABUSE_ROUTES
 from points_service.http.convert import (
     event_result,
     institution_out,
@@ -26,7 +27,7 @@ from points_service.http.convert import (
     profile_out,
     report_out,
 )
-from points_service.http.errors import ApiError, decode_error, error_response
+from points_service.http.errors import ApiError, decode_error, error_response, too_deep
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import XLSX, created, refusals, with_body, with_export
 from points_service.http.schemas import (
@@ -90,13 +91,19 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise decode_error(exc) from None
+    except RecursionError:
+        raise too_deep() from None
 
 
 def _item(raw: msgspec.Raw) -> Any:
     try:
         return event_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejected(422, "invalid", error_field(exc), str(exc))
+    except msgspec.DecodeError as exc:
+        error = decode_error(exc)
+        return Rejected(error.status, error.code, error.field, error.detail)
+    except RecursionError:
+        error = too_deep()
+        return Rejected(error.status, error.code, error.field, error.detail)
 
 
 @post(
@@ -523,6 +530,7 @@ ROUTES = [
     rules_reload,
     boards_rebuild,
     boards_reconcile,
+    *ABUSE_ROUTES,
     live,
     ready,
     metrics,

@@ -42,10 +42,21 @@ NEEDS = {
     ("POST", "/v1/admin/rules/reload"): "admin",
     ("POST", "/v1/admin/leaderboards/rebuild"): "admin",
     ("POST", "/v1/admin/leaderboards/reconcile"): "admin",
+    ("GET", "/v1/admin/flags"): "admin",
+    ("GET", "/v1/admin/flags/{flag_id}"): "admin",
+    ("POST", "/v1/admin/flags/{flag_id}/clear"): "admin",
+    ("POST", "/v1/admin/flags/{flag_id}/reversal"): "admin",
+    ("POST", "/v1/admin/abuse/scan"): "admin",
     ("GET", "/health/live"): "public",
     ("GET", "/health/ready"): "public",
 }
-SAMPLE = {"informant_id": "u1", "event_id": "e1", "metric": "points", "award": "top_ten"}
+SAMPLE = {
+    "informant_id": "u1",
+    "event_id": "e1",
+    "metric": "points",
+    "award": "top_ten",
+    "flag_id": "1",
+}
 KINDS = ["events:write", "read", "admin", "institution:inst-a", "institution:inst-b"]
 
 
