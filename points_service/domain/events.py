@@ -13,7 +13,9 @@ from points_service.domain.actions import REQUIRED_FIELDS, Action
 # braces (which would move the tag) and whitespace; event ids are only ever values.
 # Informant and institution ids: no braces (they would move a Redis hash tag), no '|'
 # (it separates a board's parts), no spaces.
-ID_PATTERN: Final = r"^[A-Za-z0-9_.@:\-]{1,64}$"
+# Python's `$` also matches before a final newline: `(?!\n)` keeps "id\n" out, and the
+# pattern still reads the same as JSON Schema (ECMA) in the OpenAPI document.
+ID_PATTERN: Final = r"^[A-Za-z0-9_.@:\-]{1,64}$(?!\n)"
 InformantId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 # Free text holds no NUL: PostgreSQL's text cannot store one (SQLite could, and the same
 # request would get two answers), so it is a 422 naming the field.
@@ -21,8 +23,18 @@ TEXT_PATTERN: Final = r"^[^\x00]*$"
 ClientKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 RefId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]
-AttributeValue = str | int | float | bool | None
-Attributes = Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]
+# Whole numbers within JSON's safe range (what every client and both databases' JSON keep
+# exactly); a larger one is a 422 naming the attribute, not a value the ledger cannot hold.
+SafeInt = Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]
+AttributeValue = (
+    Annotated[str, msgspec.Meta(max_length=4096, pattern=TEXT_PATTERN)]
+    | SafeInt
+    | float
+    | bool
+    | None
+)
+AttributeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+Attributes = Annotated[dict[AttributeName, AttributeValue], msgspec.Meta(max_length=32)]
 
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
 

@@ -42,6 +42,10 @@ def decode_error(exc: msgspec.DecodeError) -> ApiError:
     return ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}")
 
 
+def too_deep() -> ApiError:
+    return ApiError(400, "malformed_json", "the body's JSON is nested too deeply")
+
+
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
     return error_response(exc.status, exc.code, exc.detail, exc.field)
 

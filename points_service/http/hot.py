@@ -27,7 +27,7 @@ from litestar.types import Receive, Scope, Send
 from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
 from points_service.http.convert import board_out, event_result, ranks_out, standing_out
-from points_service.http.errors import ApiError, decode_error
+from points_service.http.errors import ApiError, decode_error, too_deep
 from points_service.http.openapi import refusals, with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
@@ -93,6 +93,8 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
             event = event_decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise decode_error(exc) from None
+        except RecursionError:
+            raise too_deep() from None
         fields: dict[str, Any] | None = scope.get(LOG_FIELDS)  # type: ignore[assignment]
         if fields is not None:
             fields["event_id"] = event.event_id
@@ -160,6 +162,9 @@ async def _ranks(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Stru
     if "ids" not in q:
         raise ApiError(422, "invalid", "ids is required: informant ids, comma-separated", "ids")
     wanted = [i for i in q["ids"].split(",") if i]
+    odd = next((i for i in wanted if not INFORMANT_ID.match(i)), None)
+    if odd is not None:
+        raise ApiError(422, "invalid", f"{odd[:80]!r} is not an informant id", "ids")
     ranks = await rt.leaderboards.ranks(
         str(path["metric"]), q.get("scope", "all"), q.get("period"), wanted
     )
