@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.maint_notifications import MaintNotificationsConfig
 
 RedisClient = Redis | RedisCluster
 
@@ -24,7 +25,16 @@ def connect(url: str, *, cluster: bool = False) -> Any:
         return RedisCluster.from_url(
             url, max_connections=256, socket_timeout=5, socket_connect_timeout=2
         )
-    return Redis.from_url(url, max_connections=256, socket_timeout=5, socket_connect_timeout=2)
+    # Maintenance notifications (a Redis Cloud feature, "auto" by default) make the pool
+    # skip its check of a connection it hands out: after Redis went away and came back,
+    # each idle pooled connection failed its next command (a 503) instead of reconnecting.
+    return Redis.from_url(
+        url,
+        max_connections=256,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
 
 
 async def queued(command: Any) -> None:
