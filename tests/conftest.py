@@ -166,3 +166,15 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type:
     app = create_app(settings, CollectorRegistry())
     async with api_client(app, timeout=60) as c:
         yield c
+
+
+# The fault-injection tests' figures (tests/http/fault_load.py), a line or so a test,
+# printed after the run as a section of pytest's summary.
+FAULT_FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FAULT_FIGURES:
+        terminalreporter.section("fault figures")
+        for line in FAULT_FIGURES:
+            terminalreporter.write_line(line)

@@ -1,6 +1,11 @@
 """A dependency lost in the middle of serving: 503 with Retry-After, nothing acknowledged
-is lost, nothing is credited twice, and service resumes by itself when it returns."""
+is lost, nothing is credited twice, and service resumes by itself when it returns.
 
+The first two tests cut a single request's path; the `_mid_load` ones cut it under a
+load of a server in a real process (tests/http/fault_load.py) and print their figures
+in the "fault figures" section of pytest's summary."""
+
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -11,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from points_service.http.app import create_app
 from points_service.settings import Settings
 from tests.conftest import REDIS_URL, api_client, unique
+from tests.http.fault_load import FaultLoad, backend, make_events
+from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 from tests.proxy import Proxy
 
@@ -94,3 +101,73 @@ async def test_redis_lost_and_back(base_settings: Settings, redis_proxy: tuple[P
         assert (retried.json()["points"], retried.json()["balance"]) == (1, 2)
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
         assert sorted(e["points"] for e in ledger) == [1, 1]
+
+
+OUTAGE = 1.5  # seconds the dependency is away, with the load going on
+EVENTS = 3000
+
+
+async def _load_with_outage(served: Settings, ledger: Settings, proxy: Proxy, label: str) -> None:
+    """A server on `served` loaded with EVENTS events; `proxy` cut once a third of them
+    are acknowledged and restored OUTAGE seconds later; the rest retried; the ledger
+    read through `ledger`."""
+    server = ServerProcess(served, served.data_dir / "server.log")
+    await asyncio.to_thread(server.start)
+    load = FaultLoad(server.port, make_events(served.redis_prefix, EVENTS), label)
+
+    async def outage() -> None:
+        await load.acknowledged(EVENTS // 3)
+        await asyncio.to_thread(proxy.cut)
+        await asyncio.sleep(OUTAGE)
+        await asyncio.to_thread(proxy.restore)
+        load.restored()
+
+    await load.exercise(outage(), server, ledger)
+    figures = load.figures
+    assert figures.refused > 0, "the outage met no request"
+    assert figures.no_answer == 0  # 503s, never a hang-up
+    assert figures.recovered_in is not None
+
+
+@pytest.mark.slow
+async def test_redis_stopped_mid_load(settings: Settings, redis_proxy: tuple[Proxy, str]) -> None:
+    """Redis away for OUTAGE seconds under load: 503s with Retry-After, no partial credit
+    (what Redis says of every informant is what the ledger says), and back by itself."""
+    proxy, url = redis_proxy
+    served = replace(settings, redis_url=url)
+    await _load_with_outage(
+        served, settings, proxy, f"redis stopped mid-load ({backend(settings)})"
+    )
+
+
+@pytest.mark.slow
+async def test_database_stopped_mid_load(
+    base_settings: Settings, postgres_url: str, pg_proxy: tuple[Proxy, str]
+) -> None:
+    """PostgreSQL away for OUTAGE seconds under load: 503s with Retry-After (no buffering:
+    an event is acknowledged only once it is committed), no acknowledged credit lost, no
+    partial credit left in Redis, and back by itself. PostgreSQL only: the SQLite ledger
+    is a file the service itself opens, with nothing in between to stop."""
+    proxy, url = pg_proxy
+    ledger = replace(base_settings, database_url=postgres_url)
+    served = replace(ledger, database_url=url)
+    await _load_with_outage(served, ledger, proxy, "database stopped mid-load (postgres)")
+
+
+async def test_redis_back_idle_connections_reconnect(
+    base_settings: Settings, redis_proxy: tuple[Proxy, str]
+) -> None:
+    """Connections that sat in the pool while Redis was away are not handed out dead: the
+    first request after it returns is answered (redis-py's maintenance notifications,
+    "auto" by default, had turned the pool's check of a connection off: a 503 each)."""
+    proxy, url = redis_proxy
+    settings = replace(base_settings, redis_url=url)
+    async with api_client(create_app(settings, CollectorRegistry()), timeout=60) as client:
+        who = unique("u")
+        assert (await client.post("/v1/events", json=body(who, "login"))).status_code == 200
+        assert (await client.get(f"/v1/informants/{who}/points")).status_code == 200
+        proxy.cut()
+        proxy.restore()
+        points = await client.get(f"/v1/informants/{who}/points")
+        assert points.status_code == 200, points.text
+        assert points.json()["balance"] == 1

@@ -1,49 +1,30 @@
-"""The service killed with SIGKILL in the middle of a load: every event that got a 2xx is
-in the ledger exactly once, and retrying every event completes the rest exactly once."""
+"""The service killed with SIGKILL in the middle of a load, once and then again and again:
+every event that got a 2xx is in the ledger exactly once, and retrying every event
+completes the rest exactly once.
+
+`make_events`, `ledger_view` and `expected_balances` live in tests/http/fault_load.py
+(imported here, where other tests have found them)."""
 
 import asyncio
-import random
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
-from sqlalchemy import func, select
 
-from points_service.adapters.sql.engine import create_engine, database_url
-from points_service.adapters.sql.tables import balances, events, ledger_entries
-from points_service.domain.engine import InformantState, decide, plan_event
-from points_service.domain.events import Event
 from points_service.settings import Settings
 from tests.conftest import AUTH
+from tests.http.fault_load import (
+    FaultLoad,
+    backend,
+    expected_balances,
+    ledger_view,
+    make_events,
+)
 from tests.http.server import ServerProcess
-from tests.unit.test_engine import GRACE, RULES, SHANGHAI
 
 EVENTS = 3000
 KILL_AFTER = 1000
-
-
-def make_events(run: str) -> list[dict[str, Any]]:
-    rng = random.Random(7)
-    at = datetime.now(UTC).isoformat()
-    out = []
-    for n in range(EVENTS):
-        who = f"{run}-u{rng.randrange(150)}"
-        action = rng.choice(["browse", "share", "post", "like", "login", "share_view"])
-        e: dict[str, Any] = {
-            "event_id": f"{run}-e{n}",
-            "informant_id": who,
-            "action": action,
-            "occurred_at": at,
-        }
-        if action == "share_view":
-            e |= {"share_id": f"s{rng.randrange(5)}", "viewer_id": f"v{rng.randrange(40)}"}
-        elif action != "login":
-            e["content_id"] = f"c{rng.randrange(30)}"
-        out.append(e)
-    return out
 
 
 async def send_all(
@@ -68,47 +49,6 @@ async def send_all(
 
     async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
         await asyncio.gather(*(worker(client) for _ in range(32)))
-
-
-async def ledger_view(settings: Settings) -> tuple[set[str], dict[str, int], dict[str, int]]:
-    engine = create_engine(database_url(settings.database_url, settings.data_dir))
-    prefix = settings.redis_prefix
-    try:
-        async with engine.connect() as conn:
-            ids = {
-                r[0]
-                for r in await conn.execute(
-                    select(events.c.event_id).where(events.c.event_id.like(f"{prefix}%"))
-                )
-            }
-            sums = {
-                r[0]: int(r[1])
-                for r in await conn.execute(
-                    select(ledger_entries.c.informant_id, func.sum(ledger_entries.c.points))
-                    .where(ledger_entries.c.informant_id.like(f"{prefix}%"))
-                    .group_by(ledger_entries.c.informant_id)
-                )
-            }
-            held = {
-                r[0]: int(r[1])
-                for r in await conn.execute(
-                    select(balances.c.informant_id, balances.c.balance).where(
-                        balances.c.informant_id.like(f"{prefix}%")
-                    )
-                )
-            }
-    finally:
-        await engine.dispose()
-    return ids, sums, held
-
-
-def expected_balances(batch: list[dict[str, Any]]) -> dict[str, int]:
-    states: dict[str, InformantState] = {}
-    for raw in batch:
-        e = msgspec.convert(raw, Event)
-        plan = plan_event(e, RULES, SHANGHAI, e.occurred_at, GRACE)
-        decide(plan, states.setdefault(e.informant_id, InformantState()))
-    return {who: s.balance for who, s in states.items() if s.balance}
 
 
 @pytest.mark.slow
@@ -137,3 +77,27 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         assert sums == expected_balances(batch)  # and nothing was credited twice
     finally:
         server.stop()
+
+
+KILLS = 3
+KILL_EVERY = 600  # acknowledged events between kills, out of EVENTS
+
+
+@pytest.mark.slow
+async def test_sigkill_again_and_again_under_load(settings: Settings, tmp_path: Path) -> None:
+    """Killed after every KILL_EVERY acknowledged events, KILLS times, and started again
+    each time while the load goes on (refused connections meanwhile): nothing
+    acknowledged is missing from the ledger at any kill, and once every unacknowledged
+    event is retried, the ledger holds each event once and the engine's balances."""
+    server = ServerProcess(settings, tmp_path / "server.log")
+    await asyncio.to_thread(server.start)
+    label = f"SIGKILL x{KILLS} under load ({backend(settings)})"
+    load = FaultLoad(server.port, make_events(settings.redis_prefix, EVENTS), label, pause=1.0)
+
+    async def kills() -> None:
+        for n in range(1, KILLS + 1):
+            await load.acknowledged(n * KILL_EVERY)
+            await load.kill_and_restart(server, settings)
+
+    await load.exercise(kills(), server, settings)
+    assert [r.lost for r in load.figures.rounds] == [0] * KILLS
