@@ -19,7 +19,7 @@ STATUSES: Final[tuple[str, ...]] = get_args(Status)
 InformantType = Literal["national", "provincial", "city", "county", "township", "individual"]
 INFORMANT_TYPES: Final[tuple[str, ...]] = get_args(InformantType)
 
-Region = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
+Region = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$(?!\n)")]  # as ID_PATTERN
 InstitutionId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 

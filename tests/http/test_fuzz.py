@@ -116,7 +116,8 @@ def test_every_operation(case: Any, fuzz_app: None) -> None:
 
 
 # What the fuzzer found, pinned: a NUL in free text (PostgreSQL's text cannot hold one) and
-# an institution id no header can carry were 500s.
+# an institution id no header can carry were 500s; an id or region code with a trailing
+# newline passed its pattern.
 NUL = "a\x00b"
 
 
@@ -155,3 +156,19 @@ async def test_nul_in_text_is_a_422_naming_the_field(
     assert (r.status_code, r.json()["field"]) == (422, "event_id"), r.text
     r = await client.get("/v1/reports/monthly", params={"institution": "机构", "format": "csv"})
     assert (r.status_code, r.json()["field"]) == (422, "institution"), r.text
+
+
+async def test_a_trailing_newline_is_no_part_of_an_id(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+) -> None:
+    who = unique("u")
+    refusals = [
+        ("GET", "/v1/informants/u-%0A/ledger", None, "informant_id"),
+        ("GET", "/v1/leaderboards/points/informants/u-%0A", None, "informant_id"),
+        ("POST", "/v1/events", body(who + "\n", "login"), "informant_id"),
+        ("PUT", f"/v1/informants/{who}", {"province": "640000\n"}, "province"),
+        ("PUT", f"/v1/informants/{who}", {"institution_id": "i1\n"}, "institution_id"),
+    ]
+    for method, path, sent, field in refusals:
+        r = await client.request(method, path, json=sent)
+        assert (r.status_code, r.json().get("field")) == (422, field), (path, r.text)
