@@ -265,6 +265,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.limits.close()
+        await self.abuse.close()
         await self.ledger.stop()
         await self.state.close()
         await self.redis.aclose()

@@ -75,7 +75,7 @@ async def test_flags_reversal_clearing_and_nominations(settings: Settings, tmp_p
 
         scan = await client.post("/v1/admin/abuse/scan", json={"hours": 1})
         assert scan.status_code == 200, scan.text
-        assert scan.json()["events"] >= len(sent)
+        assert scan.json()["events"] >= 7 + 10  # the rows of those over a threshold
         [velocity] = await flags_of(client, fast)
         assert (velocity["kind"], velocity["subject"], velocity["status"]) == (
             "share_view_velocity",
