@@ -96,6 +96,7 @@ class Runtime:
             pool_size=settings.db_pool_size,
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_writer=settings.sqlite_writer,
+            command_timeout=settings.db_command_timeout,
         )
         ledger.on_batch = metrics.commit_observed
         ledger.on_failure = metrics.commit_failed

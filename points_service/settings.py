@@ -36,6 +36,9 @@ class Settings:
     log_informants: str = "hash"  # hash (a keyed hash on log lines) | omit
     log_salt: str | None = None  # the hash's key; None: one made in data_dir
     db_pool_size: int = 10
+    # Seconds a PostgreSQL credit write may wait for its answer; past it a 503, and the
+    # write, which may have committed, is made again when the database answers.
+    db_command_timeout: float = 10.0
     # Seconds a worker serves an encoded top-of-board page again (0: never). Every reader
     # of a county's top 100 sees the same page; it may lag the board by this much.
     board_page_ttl: float = 1.0
@@ -134,6 +137,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_informants=log_informants,
         log_salt=environ.get("POINTS_LOG_SALT") or None,
         db_pool_size=_int(environ, "POINTS_DB_POOL_SIZE", 10, low=1),
+        db_command_timeout=_int(environ, "POINTS_DB_COMMAND_TIMEOUT_MS", 10_000, low=100) / 1000,
         board_page_ttl=_int(environ, "POINTS_BOARD_PAGE_TTL_MS", 1000) / 1000,
         sqlite_synchronous=sqlite_synchronous,
         sqlite_writer=sqlite_writer,

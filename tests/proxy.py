@@ -19,6 +19,7 @@ class Proxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.muted = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -33,7 +34,13 @@ class Proxy:
         """Refuse new connections and drop the open ones."""
         self._run(self._cut())
 
+    def mute(self) -> None:
+        """Keep forwarding what the client sends, drop every answer: the upstream does
+        the work and the client never hears of it (a half-open connection)."""
+        self.muted = True
+
     def restore(self) -> None:
+        self.muted = False
         self._run(self._start())
 
     def close(self) -> None:
@@ -53,14 +60,18 @@ class Proxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+        for source, sink, answers in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.create_task(self._pipe(source, sink, answers))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, answers: bool
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await source.read(65536):
+                if answers and self.muted:
+                    continue
                 sink.write(data)
                 await sink.drain()
         sink.close()

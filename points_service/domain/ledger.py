@@ -9,6 +9,14 @@ from points_service.domain.engine import Decision
 from points_service.domain.events import Event
 
 
+class CommitUnknown(ConnectionError):
+    """The database went away after a write was sent to it: it may have committed. What
+    Redis judged for it is kept, not taken back: the client's retry (a 503 asks for one)
+    commits the decision Redis holds, or finds it in the ledger, so caps and balances
+    stay the ledger's either way. Taking it back would let later events pass a cap that
+    a committed event had already reached."""
+
+
 class WriteStatus(Enum):
     INSERTED = "inserted"  # this write created the row
     EXISTING = "existing"  # the same write was committed before (a retry)

@@ -145,11 +145,8 @@ async def _watch_health(runtime: Runtime, stopping: asyncio.Event) -> None:
                     await runtime.follow_reloads()
                 except Exception as exc:
                     _log.warning("follow_reloads_failed", error=repr(exc))
-            if now[1] and rounds % TODAY_EVERY == 0:
-                try:
-                    await runtime.count_today()
-                except Exception as exc:
-                    _log.warning("count_today_failed", error=repr(exc))
+            if now[1]:
+                await _database_rounds(runtime, rounds)
             rounds += 1
             if await _pause(stopping, HEALTH_EVERY):
                 break
@@ -158,6 +155,22 @@ async def _watch_health(runtime: Runtime, stopping: asyncio.Event) -> None:
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
+
+
+async def _database_rounds(runtime: Runtime, rounds: int) -> None:
+    """While the database answers: write the credits whose commit had an unknown outcome
+    (services/credit.py), and every half minute count the programme's day."""
+    try:
+        settled = await runtime.credits.settle_unknown()
+        if settled:
+            _log.warning("unknown_commits_settled", written=settled)
+    except Exception as exc:
+        _log.warning("settle_unknown_failed", error=repr(exc))
+    if rounds % TODAY_EVERY == 0:
+        try:
+            await runtime.count_today()
+        except Exception as exc:
+            _log.warning("count_today_failed", error=repr(exc))
 
 
 async def _recover(runtime: Runtime) -> None:

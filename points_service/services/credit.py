@@ -11,7 +11,7 @@ from points_service.domain.boards import Placement
 from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
-from points_service.domain.ledger import CreditWrite, WriteStatus
+from points_service.domain.ledger import CommitUnknown, CreditWrite, WriteStatus
 from points_service.domain.state import Applied, RateWindow, Throttled
 from points_service.services.errors import Conflict, InvalidInput, TooMany
 from points_service.services.leaderboards import Leaderboards
@@ -81,6 +81,8 @@ def _rejected(conflict: Conflict, event_id: str) -> Rejected:
     return Rejected(409, conflict.code, conflict.field, conflict.message, event_id)
 
 
+# Writes of unknown outcome kept to be made again (beyond it: left to the retries).
+MAX_UNKNOWN = 10_000
 # An informant's new events are counted in windows of this many seconds.
 RATE_WINDOW_SECONDS = 60
 
@@ -118,6 +120,9 @@ class Credits:
         """`per_informant`: new events one informant may send per rate window (0: no
         limit); history being replayed is never limited."""
         self._per_informant = per_informant
+        # Writes whose commit had an unknown outcome, kept in Redis: committed here once
+        # the database answers again (settle_unknown), unless a retry does it first.
+        self._unknown: dict[str, tuple[CreditWrite, bool]] = {}
         self._boards = boards
         self._state = state
         self._ledger = ledger
@@ -157,18 +162,14 @@ class Credits:
             return _credited(event, applied.decision, applied.replayed)
         # A replay commits too: the first delivery may have died before its commit.
         fresh = [] if applied.replayed else [(event.informant_id, plan, applied.decision)]
+        write = CreditWrite(
+            event, applied.decision, now, imported=replaying, placement=applied.placement
+        )
         try:
-            [status] = await self._ledger.commit(
-                [
-                    CreditWrite(
-                        event,
-                        applied.decision,
-                        now,
-                        imported=replaying,
-                        placement=applied.placement,
-                    )
-                ]
-            )
+            [status] = await self._ledger.commit([write])
+        except CommitUnknown:
+            self._hold([(write, applied.listed)])
+            raise
         except Exception:
             await self._take_back(fresh)
             raise
@@ -182,6 +183,30 @@ class Credits:
         if status is WriteStatus.INSERTED and applied.listed and self._boards is not None:
             await self._boards.credited([(event.informant_id, applied.placement, applied.decision)])
         return credited
+
+    def _hold(self, writes: Sequence[tuple[CreditWrite, bool]]) -> None:
+        """Writes that may or may not have committed: what Redis judged stays (taking
+        it back could let later events pass a cap a committed one reached), and the
+        write is made again when the database answers (domain/ledger.py)."""
+        for write, listed in writes:
+            if len(self._unknown) < MAX_UNKNOWN:
+                self._unknown[write.event.event_id] = (write, listed)
+
+    async def settle_unknown(self) -> int:
+        """Commit the writes whose outcome was unknown (a retry may have done it: then
+        the ledger has it already); returns how many were written only now."""
+        if not self._unknown:
+            return 0
+        held = list(self._unknown.values())
+        statuses = await self._ledger.commit([w for w, _ in held])
+        boarded = []
+        for (write, listed), status in zip(held, statuses, strict=True):
+            self._unknown.pop(write.event.event_id, None)
+            if status is WriteStatus.INSERTED and listed:
+                boarded.append((write.event.informant_id, write.placement, write.decision))
+        if boarded and self._boards is not None:
+            await self._boards.credited(boarded)
+        return sum(1 for s in statuses if s is WriteStatus.INSERTED)
 
     async def _take_back(self, decisions: Sequence[tuple[str, EventPlan, Decision]]) -> None:
         """Undo in Redis what decisions that will not be acknowledged changed, so that
@@ -250,6 +275,10 @@ class Credits:
         batch = _Batch.of(groups, applied, rate, now, replaying, results)
         try:
             statuses = await self._ledger.commit(batch.writes) if batch.writes else []
+        except CommitUnknown:
+            pairs = zip(batch.positions, batch.writes, strict=True)
+            self._hold([(w, i in batch.listed) for i, w in pairs])
+            raise
         except Exception:
             await self._take_back(list(batch.fresh.values()))
             raise
@@ -288,6 +317,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.writes: list[CreditWrite] = []
+        self.positions: list[int] = []  # each write's place in the batch
         self.pending: list[tuple[int, Event, Decision, bool]] = []
         self.fresh: dict[int, tuple[str, EventPlan, Decision]] = {}
         self.listed: dict[int, Placement] = {}  # positions whose informant is on the boards
@@ -337,6 +367,7 @@ class _Batch:
         self.writes.append(
             CreditWrite(event, result.decision, now, imported=replaying, placement=result.placement)
         )
+        self.positions.append(position)
         if result.listed:
             self.listed[position] = result.placement
         self.pending.append((position, event, result.decision, result.replayed))

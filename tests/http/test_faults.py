@@ -56,28 +56,64 @@ async def test_database_lost_and_back(base_settings: Settings, pg_proxy: tuple[P
         assert lost.headers["retry-after"] == "1"
         signed = body(who, "sign_in")
         repeat = body(who, "post", content_id="p1")  # a duplicate: pays 0, changes little
-        batch = await client.post("/v1/events/batch", json=[signed, body(who, "login"), repeat])
+        login = body(who, "login")
+        batch = await client.post("/v1/events/batch", json=[signed, login, repeat])
         assert batch.status_code == 503
         assert (await client.get("/health/ready")).status_code == 503
-        # Nothing of the unacknowledged events is left in Redis either.
-        points = (await client.get(f"/v1/informants/{who}/points")).json()
-        assert (points["balance"], points["streak"], points["today"]["post"]["count"]) == (3, 0, 1)
         assert "points_state_undo_failures_total 0.0" in (await client.get("/metrics")).text
 
         proxy.restore()
-        ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
-        assert [e["ref_id"] for e in ledger] == [first["event_id"]]  # the 503 wrote nothing
+        # Every retry is answered; each event is in the ledger once, whether its first
+        # delivery was refused before it reached the database or kept to be made again.
         retried = await client.post("/v1/events", json=during)
         assert retried.status_code == 200
-        assert (retried.json()["points"], retried.json()["replayed"]) == (3, False)
+        assert retried.json()["points"] == 3
         again = await client.post("/v1/events", json=during)
         assert again.json()["replayed"] is True
         signed_again = (await client.post("/v1/events", json=signed)).json()
         assert (signed_again["points"], signed_again["streak"]) == (5, 1)
+        assert (await client.post("/v1/events", json=login)).json()["points"] == 1
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
-        assert sorted(e["points"] for e in ledger) == [3, 3, 5]
-        assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 11
+        assert sorted(e["points"] for e in ledger) == [1, 3, 3, 5]
+        assert (await client.get(f"/v1/informants/{who}/points")).json()["balance"] == 12
         assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_a_commit_whose_answer_was_lost_is_kept_and_written(
+    base_settings: Settings, pg_proxy: tuple[Proxy, str]
+) -> None:
+    """The database commits, and its answer never arrives (a half-open connection): the
+    client gets a 503, what Redis judged is kept (taking it back would let the next
+    events pass the cap the committed one reached), and the service writes it again
+    once the database answers, so the ledger holds it once, with no retry at all."""
+    proxy, url = pg_proxy
+    settings = replace(base_settings, database_url=url, db_command_timeout=0.5)
+    async with api_client(create_app(settings, CollectorRegistry()), timeout=60) as client:
+        who = unique("u")
+        assert (await client.post("/v1/events", json=body(who, "login"))).status_code == 200
+        proxy.mute()
+        signed = body(who, "sign_in")
+        answer = await client.post("/v1/events", json=signed)
+        assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+        proxy.cut()  # every connection that heard nothing is dropped
+        proxy.restore()
+        # Redis kept the sign-in: a second one the same day pays nothing.
+        second = await client.post("/v1/events", json=body(who, "sign_in"))
+        assert second.status_code == 200, second.text
+        assert second.json()["points"] == 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the health watch writes it again within a round or two (5 s each)
+            ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
+            refs = sorted(e["ref_id"] for e in ledger)
+            if signed["event_id"] in refs or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert refs.count(signed["event_id"]) == 1, refs
+        assert sum(e["points"] for e in ledger) == 1 + 5
+        balance = (await client.get(f"/v1/informants/{who}/points")).json()["balance"]
+        assert balance == 1 + 5
+        retried = await client.post("/v1/events", json=signed)
+        assert (retried.json()["points"], retried.json()["replayed"]) == (5, True)
 
 
 async def test_redis_lost_and_back(base_settings: Settings, redis_proxy: tuple[Proxy, str]) -> None:

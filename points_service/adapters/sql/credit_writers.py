@@ -21,7 +21,7 @@ import msgspec
 from points_service.adapters.sql.checkpoint import Checkpointer
 from points_service.adapters.sql.engine import SYNCHRONOUS
 from points_service.domain.calendar import day_from_number
-from points_service.domain.ledger import CreditWrite
+from points_service.domain.ledger import CommitUnknown, CreditWrite
 
 _encode = msgspec.json.encode
 SQLITE_SYNCHRONOUS: Final = ("NORMAL", "FULL")
@@ -140,8 +140,11 @@ class PostgresCreditWriter:
 
     in_flight = 1
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, command_timeout: float = 10.0) -> None:
+        """`command_timeout`: seconds a write may wait for its answer (a connection cut
+        without a word, half-open, would otherwise hold every commit behind it)."""
         self._dsn = dsn
+        self._command_timeout = command_timeout
         self._conn: asyncpg.Connection | None = None
 
     async def write(
@@ -160,7 +163,9 @@ class PostgresCreditWriter:
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn, timeout=5)
+            self._conn = await asyncpg.connect(
+                self._dsn, timeout=5, command_timeout=self._command_timeout
+            )
         try:
             inserted = {
                 r[0] for r in await self._conn.fetch(_PG_CREDIT, *columns[:19], now, *columns[19:])
@@ -169,10 +174,11 @@ class PostgresCreditWriter:
             known = (
                 {r[0]: r[1] for r in await self._conn.fetch(_PG_KNOWN, missing)} if missing else {}
             )
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            # Sent, but no answer: the statement may have committed (domain/ledger.py).
             self._conn.terminate()
             self._conn = None
-            raise
+            raise CommitUnknown(f"the database went away mid-write: {exc!r}") from exc
         return inserted, known
 
     async def close(self) -> None:

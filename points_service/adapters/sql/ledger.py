@@ -358,6 +358,7 @@ async def open_ledger(
     pool_size: int = 10,
     sqlite_synchronous: str = "NORMAL",
     sqlite_writer: str = "process",
+    command_timeout: float = 10.0,
 ) -> SqlLedger:
     """Migrate the schema to head and start a ledger on `url`. SQLite credit transactions
     run in a child process (`sqlite_writer="process"`) or on the event loop ("loop")."""
@@ -366,7 +367,7 @@ async def open_ledger(
     writer: CreditWriter
     if engine.dialect.name == "postgresql":
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        writer = PostgresCreditWriter(dsn)
+        writer = PostgresCreditWriter(dsn, command_timeout=command_timeout)
     else:
         path = engine.url.database
         assert path, "an SQLite ledger needs a file"
