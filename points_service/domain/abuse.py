@@ -103,12 +103,15 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
 
 
+SAMPLES = 20  # event ids a flag's evidence lists
+
+
 @dataclass(slots=True)
 class _Run:
     start: datetime
-    end: datetime
-    events: int
-    peak: int
+    last: Seen  # the run's latest event
+    events: int  # every event of the key from start to last
+    peak: int  # the most within one window
     samples: list[str]
 
 
@@ -129,24 +132,41 @@ def _sliding(
         if len(window) <= limit:
             continue
         found = runs.setdefault(key, [])
-        last = found[-1] if found else None
-        if last is not None and window[0].received_at <= last.end:
-            last.events += 1
-            last.end = seen.received_at
-            last.peak = max(last.peak, len(window))
-            if len(last.samples) < 20:
-                last.samples.append(seen.event_id)
+        run = found[-1] if found else None
+        if run is not None and window[0].received_at <= run.last.received_at:
+            # Overlaps the run: it takes every event since the run's last one (all of
+            # them are in this window, which still holds that one).
+            ordered = list(window)
+            newer = ordered[ordered.index(run.last) + 1 :]
+            run.events += len(newer)
+            run.samples += [e.event_id for e in newer][: SAMPLES - len(run.samples)]
+            run.last, run.peak = seen, max(run.peak, len(window))
         else:
-            found.append(
-                _Run(
-                    window[0].received_at,
-                    seen.received_at,
-                    len(window),
-                    len(window),
-                    [e.event_id for e in list(window)[:20]],
-                )
-            )
+            ids = [e.event_id for e in window]
+            found.append(_Run(window[0].received_at, seen, len(window), len(window), ids[:SAMPLES]))
     return runs
+
+
+def _findings(
+    kind: str,
+    keyed: list[tuple[tuple[str, str], Seen]],
+    seconds: int,
+    limit: int,
+    counted: str,
+) -> list[Finding]:
+    out = []
+    for (informant, subject), runs in _sliding(keyed, seconds, limit).items():
+        for run in runs:
+            evidence: dict[str, Any] = {"share_id": subject} if subject else {}
+            evidence |= {
+                counted: run.events,
+                "most_within_window": run.peak,
+                "window_seconds": seconds,
+                "threshold": limit,
+                "sample_event_ids": run.samples,
+            }
+            out.append(Finding(informant, kind, subject, run.start, run.last.received_at, evidence))
+    return out
 
 
 def detect(events: Iterable[Seen], thresholds: Thresholds) -> list[Finding]:
@@ -158,29 +178,9 @@ def detect(events: Iterable[Seen], thresholds: Thresholds) -> list[Finding]:
         sent.append(((e.informant_id, ""), e))
         if e.action == "share_view" and e.share_id is not None:
             views.append(((e.informant_id, e.share_id), e))
-    findings = []
-    for (informant, share), runs in _sliding(views, velocity.seconds, velocity.views).items():
-        for run in runs:
-            evidence = {
-                "share_id": share,
-                "views": run.events,
-                "most_within_window": run.peak,
-                "window_seconds": velocity.seconds,
-                "threshold": velocity.views,
-                "sample_event_ids": run.samples,
-            }
-            findings.append(Finding(informant, VELOCITY, share, run.start, run.end, evidence))
-    for (informant, _), runs in _sliding(sent, burst.seconds, burst.events).items():
-        for run in runs:
-            evidence = {
-                "events": run.events,
-                "most_within_window": run.peak,
-                "window_seconds": burst.seconds,
-                "threshold": burst.events,
-                "sample_event_ids": run.samples,
-            }
-            findings.append(Finding(informant, BURST, "", run.start, run.end, evidence))
-    return findings
+    return _findings(VELOCITY, views, velocity.seconds, velocity.views, "views") + _findings(
+        BURST, sent, burst.seconds, burst.events, "events"
+    )
 
 
 @dataclass(frozen=True, slots=True)

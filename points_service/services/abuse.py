@@ -2,6 +2,7 @@
 clear a flag or reverse the credits of its window (domain/abuse.py says what is found)."""
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,9 +114,7 @@ class Abuse:
             findings += await self._store.banned_activity(since, until)
         new, widened = await self._store.save(findings, self._clock())
         self._scanned_to = until
-        found: dict[str, int] = {}
-        for finding in findings:
-            found[finding.kind] = found.get(finding.kind, 0) + 1
+        found = dict(Counter(f.kind for f in findings))
         return Scan(since, until, len(received), found, new, widened, time.monotonic() - started)
 
     async def flags(

@@ -4,7 +4,7 @@ rules for keeping flags (a rescan never reopens what an admin decided)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from points_service.domain.abuse import (
@@ -48,6 +48,9 @@ def over(times: list[datetime], seconds: int, limit: int) -> bool:
     return any(sum(1 for u in times if t - width < u <= t) > limit for t in times)
 
 
+# A run that dips below the threshold and comes back within its window: every event of
+# the dip belongs to the run, and is counted.
+@example([("a", t, "s1") for t in (0, 0, 0, 0, 0, 9, 10, 10, 10, 10)])
 @given(arrivals)
 def test_bursts_and_velocity_are_flagged_exactly_when_a_window_overflows(
     events: list[tuple[str, int, str]],
@@ -65,6 +68,15 @@ def test_bursts_and_velocity_are_flagged_exactly_when_a_window_overflows(
     for f in findings:
         assert f.start <= f.end
         assert f.evidence["most_within_window"] > f.evidence["threshold"]
+        # The count is every event of the flag's key within its window, no more or less.
+        inside = [
+            e
+            for e in stream
+            if e.informant_id == f.informant_id
+            and f.start <= e.received_at <= f.end
+            and (f.kind == BURST or e.share_id == f.subject)
+        ]
+        assert f.evidence["events" if f.kind == BURST else "views"] == len(inside)
     # Runs of one informant and kind never overlap: overlapping windows were joined.
     for f in findings:
         for g in findings:

@@ -185,6 +185,8 @@ class SqlAbuse:
         flag an admin has resolved is not raised again."""
         made: dict[str, int] = {}
         widened = 0
+        if not findings:
+            return made, widened
         f = abuse_flags.c
         async with self._engine.begin() as conn:
             for finding in findings:
