@@ -1,5 +1,6 @@
 """Values the state store answers with."""
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -53,7 +54,7 @@ class RateWindow:
     @classmethod
     def at(cls, limit: int, seconds: int, now: float) -> "RateWindow":
         number, into = divmod(now, seconds)
-        return cls(limit, int(number), max(1, int(seconds - into + 0.999)))
+        return cls(limit, int(number), max(1, math.ceil(seconds - into)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from litestar.params import PathParameter, QueryParameter, RawBody
 from points_service.domain.abuse import Flag
 from points_service.domain.events import ID_PATTERN
 from points_service.http.auth import KEY_NAME
-from points_service.http.errors import decode_error
+from points_service.http.errors import decode_body
 from points_service.http.openapi import refusals, with_body
 from points_service.runtime import Runtime
 
@@ -73,13 +73,6 @@ def _rt(request: AnyRequest) -> Runtime:
     return runtime
 
 
-def _body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
-    try:
-        return decoder.decode(body or b"{}")
-    except msgspec.DecodeError as exc:
-        raise decode_error(exc) from None
-
-
 def _who(request: AnyRequest) -> str | None:
     name = request.scope.get(KEY_NAME)
     return name if isinstance(name, str) else None
@@ -133,7 +126,7 @@ async def get_flag(request: AnyRequest, flag_id: FlagPath) -> FlagOut:
     responses=refusals({404: "No such flag"}),
 )
 async def clear_flag(request: AnyRequest, flag_id: FlagPath, body: RawBody) -> FlagOut:
-    data = _body(_note, body)
+    data = decode_body(_note, body or b"{}")
     flag = await _rt(request).abuse.clear(flag_id, _who(request), data.note)
     return flag_out(flag)
 
@@ -146,7 +139,7 @@ async def clear_flag(request: AnyRequest, flag_id: FlagPath, body: RawBody) -> F
     responses=refusals({404: "No such flag", 409: "The flag was cleared"}),
 )
 async def reverse_flag(request: AnyRequest, flag_id: FlagPath, body: RawBody) -> WindowReversedOut:
-    data = _body(_note, body)
+    data = decode_body(_note, body or b"{}")
     done = await _rt(request).abuse.reverse(flag_id, _who(request), data.note)
     return WindowReversedOut(flag_out(done.flag), done.events, done.points, done.already)
 
@@ -158,7 +151,7 @@ async def reverse_flag(request: AnyRequest, flag_id: FlagPath, body: RawBody) ->
     operation_class=with_body(ScanIn, required=False),
 )
 async def scan_now(request: AnyRequest, body: RawBody) -> ScanOut:
-    data = _body(_scan, body)
+    data = decode_body(_scan, body or b"{}")
     rt = _rt(request)
     s = await rt.abuse.scan(None if data.hours is None else timedelta(hours=data.hours))
     rt.metrics.abuse_scanned(s.new, s.seconds)

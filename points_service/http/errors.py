@@ -42,8 +42,15 @@ def decode_error(exc: msgspec.DecodeError) -> ApiError:
     return ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}")
 
 
-def too_deep() -> ApiError:
-    return ApiError(400, "malformed_json", "the body's JSON is nested too deeply")
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """`body` decoded, or an ApiError: 400 for JSON that is not JSON (or nested past the
+    decoder's depth), 422 naming the field for JSON of the wrong shape."""
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise decode_error(exc) from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body's JSON is nested too deeply") from None
 
 
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:

@@ -27,7 +27,7 @@ from litestar.types import Receive, Scope, Send
 from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
 from points_service.http.convert import board_out, event_result, ranks_out, standing_out
-from points_service.http.errors import ApiError, decode_error, too_deep
+from points_service.http.errors import ApiError, decode_body
 from points_service.http.openapi import refusals, with_body
 from points_service.http.schemas import ErrorOut, EventResult, event_decoder
 from points_service.runtime import Runtime
@@ -89,12 +89,7 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         # One event is a few hundred bytes; its attributes have room, a file does not.
         body = await read_body(receive, runtime.settings.max_event_bytes)
-        try:
-            event = event_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise decode_error(exc) from None
-        except RecursionError:
-            raise too_deep() from None
+        event = decode_body(event_decoder, body)
         fields: dict[str, Any] | None = scope.get(LOG_FIELDS)  # type: ignore[assignment]
         if fields is not None:
             fields["event_id"] = event.event_id

@@ -27,7 +27,7 @@ from points_service.http.convert import (
     profile_out,
     report_out,
 )
-from points_service.http.errors import ApiError, decode_error, error_response, too_deep
+from points_service.http.errors import ApiError, decode_body, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import XLSX, created, refusals, with_body, with_export
 from points_service.http.schemas import (
@@ -86,23 +86,10 @@ def _rt(request: AnyRequest) -> Runtime:
     return runtime
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise decode_error(exc) from None
-    except RecursionError:
-        raise too_deep() from None
-
-
 def _item(raw: msgspec.Raw) -> Any:
     try:
-        return event_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        error = decode_error(exc)
-        return Rejected(error.status, error.code, error.field, error.detail)
-    except RecursionError:
-        error = too_deep()
+        return decode_body(event_decoder, raw)
+    except ApiError as error:
         return Rejected(error.status, error.code, error.field, error.detail)
 
 
@@ -113,7 +100,7 @@ def _item(raw: msgspec.Raw) -> Any:
     operation_class=with_body(EventBatch),
 )
 async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
-    decoded = _decode(batch_decoder, body)
+    decoded = decode_body(batch_decoder, body)
     raws: list[msgspec.Raw] = decoded.events if isinstance(decoded, BatchIn) else decoded
     rt = _rt(request)
     if len(raws) > rt.settings.max_batch:
@@ -170,7 +157,7 @@ async def informant_ledger(
     ),
 )
 async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody) -> RedemptionOut:
-    data = _decode(redemption_decoder, body)
+    data = decode_body(redemption_decoder, body)
     r = await _rt(request).accounts.redeem(informant_id, data.redemption_id, data.points, data.item)
     return RedemptionOut(r.redemption_id, r.informant_id, r.points, r.item, r.balance, r.replayed)
 
@@ -183,7 +170,7 @@ async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody
     responses=refusals({404: "No event with this event_id was recorded"}),
 )
 async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> ReversalOut:
-    data = _decode(reversal_decoder, body or b"{}")
+    data = decode_body(reversal_decoder, body or b"{}")
     r = await _rt(request).accounts.reverse(event_id, data.reason)
     return ReversalOut(r.event_id, r.informant_id, r.points, r.balance, r.replayed)
 
@@ -198,7 +185,9 @@ async def reverse(request: AnyRequest, event_id: EventIdPath, body: RawBody) -> 
 async def put_profile(
     request: AnyRequest, informant_id: InformantPath, body: RawBody
 ) -> Response[ProfileOut]:
-    profile, created = await _rt(request).profiles.put(informant_id, _decode(profile_decoder, body))
+    profile, created = await _rt(request).profiles.put(
+        informant_id, decode_body(profile_decoder, body)
+    )
     return Response(profile_out(informant_id, profile), status_code=201 if created else 200)
 
 
@@ -285,7 +274,7 @@ async def leaderboard_ranks(
 async def put_institution(
     request: AnyRequest, institution_id: InstitutionPath, body: RawBody
 ) -> Response[InstitutionOut]:
-    data = _decode(institution_decoder, body)
+    data = decode_body(institution_decoder, body)
     created = await _rt(request).institutions.put(institution_id, data)
     return Response(institution_out(institution_id, data), status_code=201 if created else 200)
 

@@ -276,8 +276,8 @@ class Credits:
         try:
             statuses = await self._ledger.commit(batch.writes) if batch.writes else []
         except CommitUnknown:
-            pairs = zip(batch.positions, batch.writes, strict=True)
-            self._hold([(w, i in batch.listed) for i, w in pairs])
+            pairs = zip(batch.pending, batch.writes, strict=True)
+            self._hold([(w, position in batch.listed) for (position, *_), w in pairs])
             raise
         except Exception:
             await self._take_back(list(batch.fresh.values()))
@@ -317,7 +317,6 @@ class _Batch:
 
     def __init__(self) -> None:
         self.writes: list[CreditWrite] = []
-        self.positions: list[int] = []  # each write's place in the batch
         self.pending: list[tuple[int, Event, Decision, bool]] = []
         self.fresh: dict[int, tuple[str, EventPlan, Decision]] = {}
         self.listed: dict[int, Placement] = {}  # positions whose informant is on the boards
@@ -341,7 +340,7 @@ class _Batch:
                     refusal = _throttled(rate)
                     results[position] = Rejected(
                         429,
-                        "rate_limited",
+                        refusal.code,
                         refusal.field,
                         refusal.message,
                         event.event_id,
@@ -367,7 +366,6 @@ class _Batch:
         self.writes.append(
             CreditWrite(event, result.decision, now, imported=replaying, placement=result.placement)
         )
-        self.positions.append(position)
         if result.listed:
             self.listed[position] = result.placement
         self.pending.append((position, event, result.decision, result.replayed))
