@@ -13,6 +13,7 @@ from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import RedisClient, connect
 from points_service.adapters.redis_limits import RedisLimits
+from points_service.adapters.redis_sessions import ConsoleSessions
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.rule_files import (
     RuleFiles,
@@ -71,6 +72,7 @@ class Runtime:
     recovery: StateRecovery
     limits: RedisLimits
     board_store: RedisBoards  # the boards in Redis, and the locks every process shares
+    sessions: ConsoleSessions  # the staff console's sign-ins
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
@@ -174,6 +176,7 @@ class Runtime:
             recovery,
             RedisLimits(scripts, settings.redis_prefix, settings.rate_per_key),
             board_store,
+            ConsoleSessions(scripts, settings.redis_prefix, settings.console_session_seconds),
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )

@@ -63,6 +63,10 @@ class Settings:
     # Seconds a signed request's timestamp may differ from the service's clock.
     signature_window: int = 300
     max_batch: int = 1000  # events in one POST /v1/events/batch (at most MAX_BATCH_CEILING)
+    console_session_seconds: int = 8 * 3600  # a staff console sign-in lasts this long
+    # The console's cookies are `Secure` (sent over HTTPS only; browsers also keep them
+    # for http://localhost and 127.0.0.1). Off only behind a plain-HTTP proxy on a LAN.
+    console_secure_cookie: bool = True
 
     @property
     def keys_file(self) -> Path:
@@ -152,6 +156,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_event_bytes=_int(environ, "POINTS_MAX_EVENT_BYTES", 64 * 1024, low=1024),
         max_batch=_max_batch(environ),
         signature_window=_int(environ, "POINTS_SIGNATURE_WINDOW_SECONDS", 300, low=1),
+        console_session_seconds=60 * _int(environ, "POINTS_CONSOLE_SESSION_MINUTES", 480, low=1),
+        console_secure_cookie=_bool(environ, "POINTS_CONSOLE_SECURE_COOKIE", True),
     )
 
 

@@ -230,6 +230,13 @@ class RedisBoards:
         """Give up a lock of `try_lock` before its time is up."""
         await self._redis.delete(f"{self._prefix}:lock:{name}")
 
+    async def keep_note(self, name: str, value: bytes) -> None:
+        await self._redis.set(f"{self._prefix}:note:{name}", value)
+
+    async def read_note(self, name: str) -> bytes | None:
+        found = await self._redis.get(f"{self._prefix}:note:{name}")
+        return found if isinstance(found, bytes) else None
+
     # --- the registry of boards (closing reads it instead of a SCAN) ---------------
 
     def _registry(self) -> str:

@@ -8,7 +8,8 @@ Scopes:
 - `institution:{id}` — that institution's member table and nothing else.
 
 Routes not listed need `admin` (closed unless opened). Health, metrics and the OpenAPI
-document are public.
+document are public. The staff console (`/console`) signs a key in once and keeps it in a
+session cookie; each of its pages needs the scope `CONSOLE_PAGES` names.
 """
 
 import re
@@ -20,6 +21,15 @@ READ: Final = "read"
 ADMIN: Final = "admin"
 INSTITUTION_PREFIX: Final = "institution:"
 PUBLIC: Final = "public"
+CONSOLE: Final = "console"  # the console checks its session itself (http/console)
+
+# The scope each console page needs; the institution page needs `institution:{id}`.
+CONSOLE_PAGES: Final = {
+    "leaderboards": READ,
+    "progress": ADMIN,
+    "nominations": ADMIN,
+    "operations": ADMIN,
+}
 
 _INSTITUTION_SCOPE = re.compile(r"^institution:[A-Za-z0-9_.@:\-]{1,64}$")
 
@@ -59,6 +69,8 @@ _ROUTES: Final = [
     ("GET", r"/health/(?:live|ready)", PUBLIC),
     ("GET", r"/metrics", PUBLIC),
     ("GET", r"/schema(?:/.*)?", PUBLIC),
+    ("GET", r"/console(?:/.*)?", CONSOLE),
+    ("POST", r"/console/.*", CONSOLE),
 ]
 _COMPILED: Final = [(m, re.compile(f"^{p}$"), s) for m, p, s in _ROUTES]
 

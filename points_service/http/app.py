@@ -15,6 +15,8 @@ import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Message, Receive, Send
 from prometheus_client import CollectorRegistry
 
@@ -27,6 +29,7 @@ from points_service.domain.events import Event
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
 from points_service.http.auth import authorize
+from points_service.http.console.pages import TEMPLATES, console_router
 from points_service.http.errors import exception_handlers
 from points_service.http.hot import PageCache
 from points_service.http.openapi import body_components, document_refusals
@@ -280,7 +283,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             _log.info("stopped")
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, console_router()],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         exception_handlers=exception_handlers(UNAVAILABLE),
         openapi_config=OpenAPIConfig(
@@ -308,6 +312,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     _complete_openapi(app, settings.max_batch)
     first_run_admin_key(settings.data_dir, settings.keys_file, settings.api_keys)
     keys = load_keys(settings.keys_file, settings.api_keys)
+    app.state.console_keys = {k.digest: k for k in keys}  # the console's sign-in
 
     def limits() -> Any:
         runtime: Runtime | None = getattr(app.state, "runtime", None)

@@ -311,7 +311,7 @@ async def institution_members(
         institution_id, period, sort, order, limit, cursor
     )
     name = f"members-{institution_id}-{table.period.key.replace(':', '-')}"
-    return _export(format, name, members_table(table), members_out(table))
+    return export_response(format, name, members_table(table), members_out(table))
 
 
 @get(
@@ -330,7 +330,9 @@ async def award_nominations(
     format: Format = "json",
 ) -> Response[Any]:
     found = await _rt(request).awards.nominations(award, year, board_scope)
-    return _export(format, f"{award}-{year}", nominations_table(found), nominations_out(found))
+    return export_response(
+        format, f"{award}-{year}", nominations_table(found), nominations_out(found)
+    )
 
 
 @get(
@@ -351,10 +353,10 @@ async def monthly_report(
 ) -> Response[Any]:
     report = await _rt(request).reports.monthly(month, region, institution)
     name = f"report-{report.code}-{report.month.key.removeprefix('month:')}"
-    return _export(format, name, report_table(report), report_out(report))
+    return export_response(format, name, report_table(report), report_out(report))
 
 
-def _export(
+def export_response(
     format: str,
     name: str,
     table: tuple[list[str], list[list[Cell]]],
@@ -377,7 +379,7 @@ def _export(
     )
 
 
-def _rules_out(rt: Runtime) -> RulesOut:
+def rules_out(rt: Runtime) -> RulesOut:
     current, last = rt.rules.current, rt.rules.last
     return RulesOut(
         version=current.version,
@@ -392,7 +394,7 @@ def _rules_out(rt: Runtime) -> RulesOut:
 
 @get("/v1/admin/rules", summary="The live rule set")
 async def rules_status(request: AnyRequest) -> RulesOut:
-    return _rules_out(_rt(request))
+    return rules_out(_rt(request))
 
 
 def reload_rules(rt: Runtime) -> ReloadResult:
@@ -422,7 +424,7 @@ async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
         # The other workers (of this host, and every pod on the same Redis prefix)
         # reload their own files within a health round (Runtime.follow_reloads).
         await rt.announce_reload()
-    return Response(_rules_out(rt), status_code=200 if result.ok else 422)
+    return Response(rules_out(rt), status_code=200 if result.ok else 422)
 
 
 @post(

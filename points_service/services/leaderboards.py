@@ -9,12 +9,15 @@ until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from points_service.domain.boards import (
     METRICS,
@@ -113,6 +116,20 @@ class Difference:
     informant_id: str
     redis: int | None
     ledger: int | None
+
+
+RECONCILE_NOTE = "reconcile"
+
+
+class ReconcileNote(msgspec.Struct, frozen=True):
+    """How the last reconcile ended (any process: the CLI, the API, the console)."""
+
+    at: datetime
+    ok: bool  # False: it failed before it finished (`error` says why)
+    differences: int
+    boards: int  # boards with at least one difference
+    seconds: float
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,15 +595,34 @@ class Leaderboards:
         return report
 
     async def reconcile(self, only: BoardFilter) -> list[Difference]:
-        """Every member of every covered board against the ledger's totals."""
+        """Every member of every covered board against the ledger's totals. The outcome
+        is kept for the console (`last_reconcile`), whichever process ran it."""
         only.check()
+        started = time.monotonic()
         try:
             differences = await self._reconcile(only)
-        except Exception:
+        except Exception as exc:
             self._observer.reconciled(None)
+            await self._note(ReconcileNote(self._clock(), False, 0, 0, 0.0, repr(exc)[:500]))
             raise
         self._observer.reconciled(len(differences))
+        boards = len({d.board for d in differences})
+        seconds = round(time.monotonic() - started, 3)
+        await self._note(ReconcileNote(self._clock(), True, len(differences), boards, seconds))
         return differences
+
+    async def _note(self, note: ReconcileNote) -> None:
+        with contextlib.suppress(Exception):  # a note lost is a status page out of date
+            await self._store.keep_note(RECONCILE_NOTE, msgspec.json.encode(note))
+
+    async def last_reconcile(self) -> ReconcileNote | None:
+        raw = await self._store.read_note(RECONCILE_NOTE)
+        if raw is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=ReconcileNote)
+        except msgspec.DecodeError:
+            return None
 
     async def _reconcile(self, only: BoardFilter) -> list[Difference]:
         differences: list[Difference] = []

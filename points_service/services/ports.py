@@ -125,6 +125,12 @@ class BoardStore(Protocol):
         """True for the one caller (of any worker) that holds `name` for `seconds`."""
         ...
 
+    async def keep_note(self, name: str, value: bytes) -> None:
+        """A small record every process can read (the last reconcile's outcome)."""
+        ...
+
+    async def read_note(self, name: str) -> bytes | None: ...
+
 
 class ProfileStore(Protocol):
     """Profiles in SQL (the truth), and what the ledger says they earned, per day."""

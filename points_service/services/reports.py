@@ -76,14 +76,7 @@ class Reports:
     async def monthly(
         self, month: str | None, region: str | None, institution: str | None
     ) -> MonthlyReport:
-        try:
-            period = (
-                parse_period(f"month:{month}")
-                if month
-                else period_of("month", self._boards.today())
-            )
-        except ValueError:
-            raise InvalidInput("month", "a month as YYYY-MM, e.g. 2026-11") from None
+        period = self._month(month)
         if (region is None) == (institution is None):
             raise InvalidInput("region", "give a region code or an institution, not both")
         view = self._boards.period_view(period)
@@ -121,6 +114,41 @@ class Reports:
             per_10k(figures, people),
             await self._progress(("region", region), period, end),
         )
+
+    async def trend(
+        self, month: str | None, region: str | None, institution: str | None
+    ) -> list[tuple[PeriodView, Figures]]:
+        """The figures of each month of the year up to `month` (the current one if none):
+        one query over the daily rollups per month, as the monthly report makes."""
+        report_month = self._month(month)
+        where = ("institution", institution) if institution else ("region", region or "")
+        year = date.fromordinal(report_month.first_day).year
+        last = date.fromordinal(report_month.first_day).month
+        found = []
+        for n in range(1, last + 1):
+            period = parse_period(f"month:{year}-{n:02d}")
+            view = self._boards.period_view(period)
+            assert view.start is not None, "a month is bounded"
+            assert view.end is not None, "a month is bounded"
+            figures = await self._figures.figures(
+                where,
+                date.fromordinal(period.first_day),
+                date.fromordinal(period.last_day),
+                view.start,
+                view.end,
+            )
+            found.append((view, figures))
+        return found
+
+    def _month(self, month: str | None) -> Period:
+        try:
+            return (
+                parse_period(f"month:{month}")
+                if month
+                else period_of("month", self._boards.today())
+            )
+        except ValueError:
+            raise InvalidInput("month", "a month as YYYY-MM, e.g. 2026-11") from None
 
     async def _progress(
         self, where: tuple[str, str], month: Period, end: datetime
