@@ -143,6 +143,11 @@ class ProfileStore(Protocol):
 
     def all_profiles(self) -> AsyncIterator[tuple[str, Profile]]: ...
 
+    async def find(self, text: str, limit: int) -> list[tuple[str, Profile]]:
+        """Informants whose id is `text`, or whose name is or starts with it: the id
+        first, then by name."""
+        ...
+
 
 class LedgerTotals(Protocol):
     def informant_days(

@@ -30,6 +30,13 @@ class Profiles:
             raise NotFound(f"no profile for informant {informant_id!r}")
         return profile
 
+    async def find(self, text: str, limit: int = 20) -> list[tuple[str, Profile]]:
+        """By id, or by (the start of) a name: the console's informant search."""
+        text = text.strip()
+        if not text:
+            raise InvalidInput("informant", "an informant id or a name")
+        return await self._store.find(text[:64], limit)
+
     async def put(self, informant_id: str, profile: Profile) -> tuple[Profile, bool]:
         """Store the whole profile; (profile, created). A new placement counts from now
         on; a status that hides the informant takes them off every board, and one that

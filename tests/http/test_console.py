@@ -225,6 +225,16 @@ async def test_board_pages_show_ties_and_an_informants_neighbours(console: Any) 
     assert '<dd id="standing-rank">4</dd>' in standing
     assert 'class="me"' in standing
     assert "兴庆区" in board
+    # By name: the start of a name that four informants share lists them to choose from;
+    # a whole name goes straight to the standing.
+    several = await client.get("/console/leaderboards", params={"informant": "人"})
+    listed = several.text.split('id="matches"')[1].split("</ul>")[0]
+    assert [f"{a}-{n}" in listed for n in range(4)] == [True] * 4
+    one = await client.get("/console/leaderboards", params={"metric": "shares", "period": "day",
+                                                            "informant": "人0"})  # fmt: skip
+    assert '<dd id="standing-rank">1</dd>' in one.text
+    nobody = await client.get("/console/leaderboards", params={"informant": "无此人"})
+    assert "没有找到这位信息员" in nobody.text
 
 
 async def test_console_exports_open_as_spreadsheets(console: Any) -> None:

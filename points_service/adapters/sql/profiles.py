@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from points_service.adapters.sql.ledger import upsert_for
@@ -66,6 +66,19 @@ class SqlProfiles:
                 )
             )
         return None if row is None else profile_of(row)
+
+    async def find(self, text: str, limit: int) -> list[tuple[str, Profile]]:
+        prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        c = informants.c
+        query = (
+            select(c.informant_id, *(c[name] for name in PROFILE_COLUMNS))
+            .where(or_(c.informant_id == text, c.name.like(prefix, escape="\\")))
+            .order_by((c.informant_id == text).desc(), c.name, c.informant_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.informant_id, profile_of(row)) for row in rows]
 
     async def all_profiles(self) -> AsyncIterator[tuple[str, Profile]]:
         query = select(informants.c.informant_id, *(informants.c[c] for c in PROFILE_COLUMNS))

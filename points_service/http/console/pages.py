@@ -374,8 +374,11 @@ async def leaderboards_page(request: Request[Any, Any, Any]) -> Template:
     tied = {r for r in ranks if ranks.count(r) > 1}
     informant = q.get("informant", "").strip()
     standing = None
-    if informant:
-        standing = standing_out(await rt.leaderboards.standing(metric, scope, period, informant, 5))
+    matches = await rt.profiles.find(informant) if informant else []
+    if matches and (len(matches) == 1 or matches[0][0] == informant):
+        matches = matches[:1]
+        chosen = matches[0][0]
+        standing = standing_out(await rt.leaderboards.standing(metric, scope, period, chosen, 5))
     province = q.get("province", "")
     city = q.get("city", "")
     kind, _, key = board.scope.partition(":")
@@ -390,6 +393,7 @@ async def leaderboards_page(request: Request[Any, Any, Any]) -> Template:
         board=board,
         tied=tied,
         standing=standing,
+        matches=matches,
         scope_label=scope_label,
         metric=metric,
         metrics=METRICS,
