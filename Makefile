@@ -28,7 +28,8 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 # Debian's prometheus package: promtool checks the scrape and the alert rules, and a
-# test scrapes the service with a real Prometheus.
+# test scrapes the service with a real Prometheus. Debian's chromium (and a CJK font for
+# the screenshots): the browser tests drive it with Playwright (tests/browser).
 tools:
 	@command -v promtool >/dev/null 2>&1 || { \
 		echo "installing Debian's prometheus (promtool)"; \
@@ -36,6 +37,12 @@ tools:
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
 	}
 	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: apt-get install prometheus"; exit 1; }
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium (browser tests)"; \
+		apt-get install -y --no-install-recommends chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium fonts-wqy-microhei >/dev/null; }; \
+	}
+	@test -x /usr/bin/chromium || { echo "chromium missing: apt-get install chromium"; exit 1; }
 
 test: lint typecheck contracts tools
 	$(BIN)/points-service rules check rules
