@@ -37,8 +37,8 @@ tools:
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
 	}
 	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: apt-get install prometheus"; exit 1; }
-	@test -x /usr/bin/chromium || { \
-		echo "installing Debian's chromium (browser tests)"; \
+	@{ test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi wqy; } || { \
+		echo "installing Debian's chromium and a CJK font (browser tests)"; \
 		apt-get install -y --no-install-recommends chromium fonts-wqy-microhei >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium fonts-wqy-microhei >/dev/null; }; \
 	}

@@ -257,11 +257,14 @@ def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
         c.close()
 
 
-def screenshot(page: Page, name: str, directory: Path = SCREENSHOTS) -> Path:
-    """A full-page PNG of the page as docs/screenshots/{name}.png."""
+def screenshot(
+    page: Page, name: str, directory: Path = SCREENSHOTS, *, full_page: bool = True
+) -> Path:
+    """A PNG of the page (the whole page, or what the viewport shows) as
+    docs/screenshots/{name}.png."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

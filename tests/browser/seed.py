@@ -106,6 +106,7 @@ class Informant:
             "city": self.city,
             "county": self.county,
             "institution_id": self.institution_id,
+            "unit_name": INSTITUTIONS[self.institution_id]["name"],
             "type": self.type,
             "certified": self.certified,
             "registered_at": self.registered_at.isoformat(),
