@@ -22,6 +22,7 @@ from points_service.adapters.rule_files import (
     load_abuse_file,
     load_award_file,
     load_board_dir,
+    load_level_file,
     load_rule_dir,
 )
 from points_service.adapters.sql.copy import TargetNotEmpty, copy_ledger
@@ -119,6 +120,7 @@ def _rules_check(directory: Path) -> int:
         rules = load_rule_dir(directory)
         awards = load_award_file(directory)
         abuse = load_abuse_file(directory)
+        levels = load_level_file(directory)
     except RuleSetInvalid as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -127,7 +129,8 @@ def _rules_check(directory: Path) -> int:
     print(
         f"ok: {len(rules.rules)} rules, {len(rules.featured)} featured lists, "
         f"files {', '.join(rules.files)}, version {rules.version}; "
-        f"awards {', '.join(awards) or 'none'}; abuse thresholds: share views "
+        f"awards {', '.join(awards) or 'none'}; {len(levels.levels)} levels; "
+        f"abuse thresholds: share views "
         f"{abuse.share_view_velocity.views}/{abuse.share_view_velocity.seconds} s, viewer "
         f"spread {abuse.viewer_spread.sharers} sharers/{abuse.viewer_spread.hours} h, burst "
         f"{abuse.burst.events}/{abuse.burst.seconds} s"

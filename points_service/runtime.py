@@ -20,6 +20,7 @@ from points_service.adapters.rule_files import (
     load_abuse_file,
     load_award_file,
     load_board_dir,
+    load_level_file,
     load_population_file,
     load_target_file,
 )
@@ -132,6 +133,7 @@ class Runtime:
             metrics,
             SqlStandings(ledger.engine),
         )
+        levels = load_level_file(settings.rules_dir)
         credits = Credits(
             state,
             ledger,
@@ -142,8 +144,9 @@ class Runtime:
             metrics,
             leaderboards,
             per_informant=settings.rate_per_informant,
+            levels=levels,
         )
-        accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards)
+        accounts = Accounts(state, ledger, calendar, utc_now, rules, leaderboards, levels)
         profiles = Profiles(SqlProfiles(ledger.engine), state, leaderboards, utc_now)
         institutions = Institutions(SqlInstitutions(ledger.engine), leaderboards, utc_now)
         abuse_store = SqlAbuse(ledger.engine)

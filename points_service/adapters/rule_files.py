@@ -14,11 +14,12 @@ from pathlib import Path
 from points_service.domain.abuse import Thresholds, load_thresholds
 from points_service.domain.awards import Award, load_awards
 from points_service.domain.boards import BoardSet, build_board_set
+from points_service.domain.levels import LEVELS_FILE, ONE_LEVEL, Levels, load_levels
 from points_service.domain.reports import load_population, load_targets
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 # Files in the rules directory that other loaders read (not rule files).
-NOT_RULES = frozenset({"awards.toml", "population.toml", "targets.toml", "abuse.toml"})
+NOT_RULES = frozenset({"awards.toml", "population.toml", "targets.toml", "abuse.toml", LEVELS_FILE})
 
 
 def read_rule_dir(directory: Path, skip: frozenset[str] = NOT_RULES) -> dict[str, bytes]:
@@ -43,6 +44,12 @@ def load_award_file(directory: Path) -> dict[str, Award]:
     """`awards.toml` in the rules directory (none there: no awards)."""
     path = directory / "awards.toml"
     return load_awards(path.name, path.read_bytes()) if path.exists() else {}
+
+
+def load_level_file(directory: Path) -> Levels:
+    """`levels.toml` in the rules directory (none there: one level for everyone)."""
+    path = directory / LEVELS_FILE
+    return load_levels(path.name, path.read_bytes()) if path.exists() else ONE_LEVEL
 
 
 def load_abuse_file(directory: Path) -> Thresholds:

@@ -76,6 +76,13 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     day: int
     late: bool = False
     ps: tuple[int, int] | None = None  # streak and streak day before, when this changed them
+    e: int | None = None  # experience (earned) after; None in decisions stored before it was
+
+    def experience_reached(self) -> tuple[int, int] | None:
+        """(experience before, after) when this decision raised it."""
+        if self.e is None or self.p <= 0 or self.late:
+            return None
+        return self.e - self.p, self.e
 
     def counters(self) -> dict[str, int]:
         return dict(zip(COUNTERS, self.c, strict=True))
@@ -234,6 +241,7 @@ def decide(plan: EventPlan, state: InformantState) -> tuple[Decision, bool]:  # 
         day=plan.day,
         late=plan.late,
         ps=before if (streak, streak_day) != before else None,
+        e=state.earned + total,
     )
     if write:
         state.balance = balance

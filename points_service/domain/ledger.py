@@ -30,6 +30,14 @@ class CreditWrite:
     received_at: datetime
     imported: bool = False
     placement: Placement = NOWHERE  # the boards it counts on
+    # Levels this event reached, (level, title): each becomes a `level` ledger entry in
+    # the event's own transaction, the first time the informant reaches it.
+    levels: tuple[tuple[int, str], ...] = ()
+
+
+def level_ref(informant_id: str, level: int) -> str:
+    """The ledger `ref_id` of an informant's reaching a level (one entry per level)."""
+    return f"{informant_id}:{level}"
 
 
 @dataclass(frozen=True, slots=True)

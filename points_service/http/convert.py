@@ -2,6 +2,8 @@
 
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
+from points_service.domain.levels import Level
+from points_service.domain.levels import Standing as Experience
 from points_service.domain.profiles import Profile
 from points_service.domain.reports import DORMANT_DAYS, MEASURES, Figures
 from points_service.http.schemas import (
@@ -14,6 +16,8 @@ from points_service.http.schemas import (
     FiguresOut,
     InstitutionOut,
     LedgerEntryOut,
+    LevelOut,
+    LevelStanding,
     LineOut,
     MemberOut,
     MembersOut,
@@ -37,6 +41,22 @@ from points_service.services.leaderboards import Entry, Page, PeriodView, Ranks,
 from points_service.services.reports import MonthlyReport
 
 
+def level_out(x: Level) -> LevelOut:
+    return LevelOut(x.level, x.title, x.title_zh, x.at)
+
+
+def level_standing(s: Experience) -> LevelStanding:
+    return LevelStanding(
+        level=s.level.level,
+        title=s.level.title,
+        title_zh=s.level.title_zh,
+        experience=s.experience,
+        next_level=level_out(s.next) if s.next else None,
+        to_next=s.to_next,
+        progress=s.progress,
+    )
+
+
 def event_result(c: Credited) -> EventResult:
     return EventResult(
         event_id=c.event_id,
@@ -52,6 +72,8 @@ def event_result(c: Credited) -> EventResult:
         streak=c.streak,
         counters=c.counters,
         rule_version=c.rule_version,
+        level=level_standing(c.level) if c.level else None,
+        levels_reached=[level_out(x) for x in c.levels_reached],
     )
 
 
@@ -64,6 +86,7 @@ def points_out(v: PointsView) -> PointsOut:
         today={a: ActionTodayOut(t.count, t.points) for a, t in v.today.items()},
         streak=v.streak,
         last_sign_in=v.last_sign_in,
+        level=level_standing(v.level),
     )
 
 
@@ -80,7 +103,7 @@ def ledger_entry_out(e: LedgerEntry) -> LedgerEntryOut:
     )
 
 
-def profile_out(informant_id: str, p: Profile) -> ProfileOut:
+def profile_out(informant_id: str, p: Profile, level: Experience | None = None) -> ProfileOut:
     return ProfileOut(
         informant_id=informant_id,
         name=p.name,
@@ -93,6 +116,7 @@ def profile_out(informant_id: str, p: Profile) -> ProfileOut:
         certified=p.certified,
         registered_at=p.registered_at,
         status=p.status,
+        level=level_standing(level) if level else None,
     )
 
 

@@ -197,7 +197,9 @@ async def put_profile(
     responses=refusals({404: "The informant has no profile"}),
 )
 async def get_profile(request: AnyRequest, informant_id: InformantPath) -> ProfileOut:
-    return profile_out(informant_id, await _rt(request).profiles.get(informant_id))
+    rt = _rt(request)
+    profile = await rt.profiles.get(informant_id)
+    return profile_out(informant_id, profile, await rt.accounts.level(informant_id))
 
 
 FORMATS = ("json", "csv", "xlsx")

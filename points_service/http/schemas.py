@@ -22,6 +22,27 @@ class LineOut(msgspec.Struct):
     requested: int
 
 
+class LevelOut(msgspec.Struct):
+    """A level of rules/levels.toml."""
+
+    level: int
+    title: str
+    title_zh: str
+    at: int  # the experience that reaches it
+
+
+class LevelStanding(msgspec.Struct):
+    """Where an informant's experience (earned points, never lowered by spending) stands."""
+
+    level: int
+    title: str
+    title_zh: str
+    experience: int
+    next_level: LevelOut | None  # None at the top level
+    to_next: int | None  # experience still needed for next_level
+    progress: float  # 0..1 of the way from this level to the next
+
+
 class EventResult(msgspec.Struct):
     event_id: str
     informant_id: str
@@ -36,6 +57,10 @@ class EventResult(msgspec.Struct):
     streak: int
     counters: dict[str, int]
     rule_version: str
+    # The informant's level after this event (null for an answer first given before
+    # levels existed), and the levels this event reached, for the app to celebrate.
+    level: LevelStanding | None = None
+    levels_reached: list[LevelOut] = msgspec.field(default_factory=list)
 
 
 class ErrorOut(msgspec.Struct, omit_defaults=True):
@@ -86,6 +111,7 @@ class PointsOut(msgspec.Struct):
     today: dict[str, ActionTodayOut]
     streak: int
     last_sign_in: date | None
+    level: LevelStanding | None = None
 
 
 class LedgerEntryOut(msgspec.Struct):
@@ -166,6 +192,7 @@ class ProfileOut(msgspec.Struct):
     certified: bool
     registered_at: datetime | None
     status: str
+    level: LevelStanding | None = None  # on GET
 
 
 class PeriodOut(msgspec.Struct):

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from points_service.domain.actions import ACTIONS
 from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.ledger import LedgerEntry, RedemptionWrite, ReversalWrite, WriteStatus
+from points_service.domain.levels import ONE_LEVEL, Levels, Standing
 from points_service.domain.state import Overdraw
 from points_service.services.errors import Conflict, NotFound
 from points_service.services.leaderboards import Leaderboards
@@ -30,6 +31,7 @@ class PointsView:
     today: dict[str, ActionToday]
     streak: int  # consecutive days up to today or yesterday; 0 once a day is missed
     last_sign_in: date | None
+    level: Standing  # of `earned`, the experience
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,9 @@ class Accounts:
         clock: Callable[[], datetime],
         rules: RuleBook,
         boards: Leaderboards | None = None,
+        levels: Levels = ONE_LEVEL,
     ) -> None:
+        self.levels = levels
         self._boards = boards
         self._state = state
         self._ledger = ledger
@@ -95,7 +99,14 @@ class Accounts:
             },
             streak=streak,
             last_sign_in=day_from_number(snap.streak_day) if snap.streak_day else None,
+            level=self.levels.standing(max(0, snap.earned)),
         )
+
+    async def level(self, informant_id: str) -> Standing:
+        """The level of the informant's experience (earned points) now."""
+        today = self._calendar.day_number(self._clock())
+        snap = await self._state.snapshot(informant_id, today)
+        return self.levels.standing(max(0, snap.earned))
 
     async def ledger(self, informant_id: str, cursor: str | None, limit: int) -> LedgerPage:
         before: int | None = None

@@ -12,6 +12,7 @@ from points_service.domain.calendar import Calendar, day_from_number
 from points_service.domain.engine import Decision, EventPlan, Line, plan_event
 from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.ledger import CommitUnknown, CreditWrite, WriteStatus
+from points_service.domain.levels import ONE_LEVEL, Level, Levels, Standing
 from points_service.domain.state import Applied, RateWindow, Throttled
 from points_service.services.errors import Conflict, InvalidInput, TooMany
 from points_service.services.leaderboards import Leaderboards
@@ -34,6 +35,8 @@ class Credited:
     rule_version: str
     day: date
     late: bool
+    level: Standing | None = None  # after this event (None: decided before levels were)
+    levels_reached: tuple[Level, ...] = ()  # reached by this event
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,16 @@ class Rejected:
     retry_after: int | None = None
 
 
-def _credited(event: Event, decision: Decision, replayed: bool) -> Credited:
+def _reached(levels: Levels, decision: Decision) -> tuple[Level, ...]:
+    change = decision.experience_reached()
+    return levels.crossed(*change) if change else ()
+
+
+def _marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
+    return tuple((x.level, x.title_zh) for x in _reached(levels, decision))
+
+
+def _credited(event: Event, decision: Decision, replayed: bool, levels: Levels) -> Credited:
     return Credited(
         event_id=event.event_id,
         informant_id=event.informant_id,
@@ -63,6 +75,8 @@ def _credited(event: Event, decision: Decision, replayed: bool) -> Credited:
         rule_version=decision.v,
         day=day_from_number(decision.day),
         late=decision.late,
+        level=None if decision.e is None else levels.standing(decision.e),
+        levels_reached=_reached(levels, decision),
     )
 
 
@@ -116,10 +130,12 @@ class Credits:
         observer: Observer | None = None,
         boards: Leaderboards | None = None,
         per_informant: int = 0,
+        levels: Levels = ONE_LEVEL,
     ) -> None:
         """`per_informant`: new events one informant may send per rate window (0: no
         limit); history being replayed is never limited."""
         self._per_informant = per_informant
+        self.levels = levels
         # Writes whose commit had an unknown outcome, kept in Redis: committed here once
         # the database answers again (settle_unknown), unless a retry does it first.
         self._unknown: dict[str, tuple[CreditWrite, bool]] = {}
@@ -159,11 +175,16 @@ class Credits:
         if applied.decision.h != plan.h:
             raise _reused(event.event_id)
         if plan.dry:
-            return _credited(event, applied.decision, applied.replayed)
+            return _credited(event, applied.decision, applied.replayed, self.levels)
         # A replay commits too: the first delivery may have died before its commit.
         fresh = [] if applied.replayed else [(event.informant_id, plan, applied.decision)]
         write = CreditWrite(
-            event, applied.decision, now, imported=replaying, placement=applied.placement
+            event,
+            applied.decision,
+            now,
+            imported=replaying,
+            placement=applied.placement,
+            levels=_marks(self.levels, applied.decision),
         )
         try:
             [status] = await self._ledger.commit([write])
@@ -229,12 +250,12 @@ class Credits:
         if status is WriteStatus.CONFLICT:
             raise _reused(event.event_id)
         if status is WriteStatus.INSERTED:
-            return _credited(event, decision, False)
+            return _credited(event, decision, False, self.levels)
         if not held:
             record = await self._ledger.event(event.event_id)
             assert record is not None, "the ledger reported the event as present"
             decision = _stored.decode(record.decision)
-        return _credited(event, decision, True)
+        return _credited(event, decision, True, self.levels)
 
     def _plan_batch(
         self,
@@ -272,7 +293,7 @@ class Credits:
         applied = await self._state.apply_groups(
             {informant: [p for _, _, p in group] for informant, group in groups.items()}, rate
         )
-        batch = _Batch.of(groups, applied, rate, now, replaying, results)
+        batch = _Batch.of(groups, applied, rate, now, replaying, results, self.levels)
         try:
             statuses = await self._ledger.commit(batch.writes) if batch.writes else []
         except CommitUnknown:
@@ -330,6 +351,7 @@ class _Batch:
         now: datetime,
         replaying: bool,
         results: list[Credited | Rejected | None],
+        levels: Levels,
     ) -> "_Batch":
         """The writes of what Redis applied; refusals and dry runs go into `results`."""
         batch = cls()
@@ -349,9 +371,9 @@ class _Batch:
                 elif result.decision.h != plan.h:
                     results[position] = _rejected(_reused(event.event_id), event.event_id)
                 elif plan.dry:
-                    results[position] = _credited(event, result.decision, result.replayed)
+                    results[position] = _credited(event, result.decision, result.replayed, levels)
                 else:
-                    batch.add(position, event, plan, result, now, replaying)
+                    batch.add(position, event, plan, result, now, replaying, levels)
         return batch
 
     def add(
@@ -362,9 +384,17 @@ class _Batch:
         result: Applied,
         now: datetime,
         replaying: bool,
+        levels: Levels,
     ) -> None:
         self.writes.append(
-            CreditWrite(event, result.decision, now, imported=replaying, placement=result.placement)
+            CreditWrite(
+                event,
+                result.decision,
+                now,
+                imported=replaying,
+                placement=result.placement,
+                levels=_marks(levels, result.decision),
+            )
         )
         if result.listed:
             self.listed[position] = result.placement

@@ -154,7 +154,8 @@ for _, g in ipairs(req.g) do
         local ps = nil
         if sk ~= streak or sd ~= streak_day then ps = {streak, streak_day} end
         local decision = cjson.encode({h = ev.h, p = total, b = balance + total, l = lines,
-          c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false, ps = ps})
+          c = c, sk = sk, v = ev.v, day = ev.day, late = ev.late or false, ps = ps,
+          e = earned + total})
         if write then
           balance = balance + total
           earned = earned + total

@@ -21,7 +21,7 @@ import msgspec
 from points_service.adapters.sql.checkpoint import Checkpointer
 from points_service.adapters.sql.engine import SYNCHRONOUS
 from points_service.domain.calendar import day_from_number
-from points_service.domain.ledger import CommitUnknown, CreditWrite
+from points_service.domain.ledger import CommitUnknown, CreditWrite, level_ref
 
 _encode = msgspec.json.encode
 SQLITE_SYNCHRONOUS: Final = ("NORMAL", "FULL")
@@ -60,6 +60,15 @@ def _day_deltas(credits: Iterable[CreditWrite]) -> list[tuple[Any, ...]]:
             for n, v in enumerate((1, d.p, d.c[0], d.c[1], d.c[2])):
                 total[n] += v
     return [(*key, *values) for key, values in sorted(sums.items())]
+
+
+def _level_rows(credits: Iterable[CreditWrite]) -> list[tuple[str, str, str]]:
+    """(event id, ref id, title) of each level the writes reached."""
+    return [
+        (w.event.event_id, level_ref(w.event.informant_id, level), title)
+        for w in credits
+        for level, title in w.levels
+    ]
 
 
 def _balance_deltas(credits: Iterable[CreditWrite]) -> list[tuple[str, int]]:
@@ -114,6 +123,13 @@ WITH input AS (
     SELECT informant_id, 'credit', event_id, points, day, $20, rule_version, action
     FROM inserted WHERE points <> 0
     ON CONFLICT (kind, ref_id) DO NOTHING
+), levels AS (
+    INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
+                                rule_version, detail)
+    SELECT i.informant_id, 'level', l.ref_id, 0, i.day, $20, i.rule_version, l.detail
+    FROM unnest($25::text[], $26::text[], $27::text[]) AS l(event_id, ref_id, detail)
+    JOIN inserted AS i USING (event_id)
+    ON CONFLICT (kind, ref_id) DO NOTHING
 ), totals AS (
     INSERT INTO balances (informant_id, balance, earned, spent, updated_at)
     SELECT informant_id, sum(points), sum(points), 0, $20
@@ -162,13 +178,17 @@ class PostgresCreditWriter:
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
+        levels = [list(column) for column in zip(*_level_rows(credits), strict=True)] or [[]] * 3
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(
                 self._dsn, timeout=5, command_timeout=self._command_timeout
             )
         try:
             inserted = {
-                r[0] for r in await self._conn.fetch(_PG_CREDIT, *columns[:19], now, *columns[19:])
+                r[0]
+                for r in await self._conn.fetch(
+                    _PG_CREDIT, *columns[:19], now, *columns[19:], *levels
+                )
             }
             missing = [w.event.event_id for w in credits if w.event.event_id not in inserted]
             known = (
@@ -213,6 +233,12 @@ _SQLITE_ENTRY: Final = """
 INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                             rule_version, detail)
 VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, ref_id) DO NOTHING
+"""
+_SQLITE_LEVEL: Final = """
+INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
+                            rule_version, detail)
+VALUES (?, 'level', ?, 0, ?, ?, ?, ?)
 ON CONFLICT (kind, ref_id) DO NOTHING
 """
 _SQLITE_DAYS: Final = """
@@ -312,6 +338,17 @@ class SqliteCreditWriter:
                     )
                     for w in new
                     if w.decision.p
+                ],
+            )  # fmt: skip
+            conn.executemany(
+                _SQLITE_LEVEL,
+                [
+                    (
+                        w.event.informant_id, level_ref(w.event.informant_id, level),
+                        _sqlite_day(w.decision.day), stamp, w.decision.v, title,
+                    )
+                    for w in new
+                    for level, title in w.levels
                 ],
             )  # fmt: skip
             conn.executemany(_SQLITE_BALANCE, [(i, p, p, stamp) for i, p in _balance_deltas(new)])
