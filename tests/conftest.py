@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,27 @@ BACKENDS = ["sqlite", "postgres"]
 
 def unique(label: str = "x") -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+def with_rule_files(settings: Settings, directory: Path, **files: str) -> Settings:
+    """`settings` on a copy of the shipped rules/ in `directory`, with `files` (name
+    without .toml: its text) added or replaced."""
+    rules = directory / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    for name, text in files.items():
+        (rules / f"{name}.toml").write_text(text, encoding="utf-8")
+    return replace(settings, rules_dir=rules)
+
+
+def event_now(who: str, action: str, **fields: Any) -> dict[str, Any]:
+    """An event of a second ago with a fresh id; `fields` add to it or replace."""
+    return {
+        "event_id": unique("e"),
+        "informant_id": who,
+        "action": action,
+        "occurred_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+        **fields,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,8 @@ class Featured(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     """Listed content that multiplies the points of the named actions inside a window."""
 
     name: RuleId
+    title: str = ""  # labels for the app's "how to earn" (GET /v1/rules)
+    title_zh: str = ""
     actions: Annotated[list[Action], msgspec.Meta(min_length=1)]
     factor: Annotated[int, msgspec.Meta(ge=1, le=100)]
     content_ids: Annotated[list[str], msgspec.Meta(min_length=1)]

@@ -1,18 +1,26 @@
 """From use-case results to wire shapes."""
 
+from datetime import datetime
+
+from points_service.domain.catalogue import featured_active, has_window, listed, once_per_day
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.levels import Level
 from points_service.domain.levels import Standing as Experience
 from points_service.domain.profiles import Profile
 from points_service.domain.reports import DORMANT_DAYS, MEASURES, Figures
+from points_service.domain.rules import Featured, Rule
 from points_service.http.schemas import (
+    ActionProgressOut,
     ActionTodayOut,
     AwardOut,
     BoardOut,
+    CampaignsOut,
+    CatalogueRule,
     ChildOut,
     EntryOut,
     EventResult,
+    FeaturedOut,
     FiguresOut,
     InstitutionOut,
     LedgerEntryOut,
@@ -22,7 +30,9 @@ from points_service.http.schemas import (
     MemberOut,
     MembersOut,
     MemberTotalsOut,
+    MilestoneOut,
     MonthlyReportOut,
+    NextMilestoneOut,
     NominationOut,
     NominationsOut,
     PeriodOut,
@@ -31,9 +41,13 @@ from points_service.http.schemas import (
     ProgressOut,
     RankOut,
     RanksOut,
+    RulesCatalogue,
+    RuleTodayOut,
     StandingOut,
+    StreakOut,
+    TodayOut,
 )
-from points_service.services.account import PointsView
+from points_service.services.account import CatalogueView, PointsView, TodayView
 from points_service.services.awards import Nominations
 from points_service.services.credit import Credited
 from points_service.services.institutions import MemberTable
@@ -260,4 +274,103 @@ def report_out(r: MonthlyReport) -> MonthlyReportOut:
             )
             for c in r.children
         ],
+    )
+
+
+# --- how to earn ------------------------------------------------------------------------
+
+
+def catalogue_rule(r: Rule, now: datetime) -> CatalogueRule:
+    return CatalogueRule(
+        id=r.id,
+        action=r.action,
+        title=r.title,
+        title_zh=r.title_zh,
+        points=r.points,
+        once_per_day=once_per_day(r),
+        daily_points_cap=r.daily_points_cap,
+        daily_count_cap=r.daily_count_cap,
+        distinct_by=list(r.distinct.by) if r.distinct else [],
+        distinct_within=r.distinct.within if r.distinct else None,
+        today_only=r.today_only,
+        excludes_self=r.exclude_self is not None,
+        streak_milestones=[MilestoneOut(m.days, m.bonus) for m in r.streak.milestones]
+        if r.streak
+        else [],
+        counts=list(r.counts),
+        starts=r.starts,
+        ends=r.ends,
+        campaign=has_window(r),
+        active=r.active_at(now),
+    )
+
+
+def featured_out(f: Featured, now: datetime) -> FeaturedOut:
+    return FeaturedOut(
+        name=f.name,
+        title=f.title,
+        title_zh=f.title_zh,
+        actions=list(f.actions),
+        factor=f.factor,
+        content_ids=list(f.content_ids),
+        starts=f.starts,
+        ends=f.ends,
+        active=featured_active(f, now),
+    )
+
+
+def rules_catalogue(v: CatalogueView, timezone: str) -> RulesCatalogue:
+    shown = listed(v.rules, v.now)
+    return RulesCatalogue(
+        version=v.rules.version,
+        day=v.day,
+        timezone=timezone,
+        rules=[catalogue_rule(r, v.now) for r in shown.rules],
+        featured=[featured_out(f, v.now) for f in shown.featured],
+        levels=[level_out(x) for x in v.levels.levels],
+    )
+
+
+def today_out(v: TodayView, now: datetime) -> TodayOut:
+    nxt = v.streak.next
+    return TodayOut(
+        informant_id=v.informant_id,
+        day=v.day,
+        balance=v.balance,
+        rule_version=v.rule_version,
+        actions=[
+            ActionProgressOut(
+                action=a.action,
+                count=a.count,
+                points=a.points,
+                points_left=a.points_left,
+                rules=[
+                    RuleTodayOut(
+                        rule=r.rule.id,
+                        title=r.rule.title,
+                        title_zh=r.rule.title_zh,
+                        count=r.count,
+                        points=r.points,
+                        daily_points_cap=r.rule.daily_points_cap,
+                        points_left=r.points_left,
+                        daily_count_cap=r.rule.daily_count_cap,
+                        count_left=r.count_left,
+                    )
+                    for r in a.rules
+                ],
+            )
+            for a in v.actions
+        ],
+        streak=StreakOut(
+            days=v.streak.days,
+            done_today=v.streak.done_today,
+            next_milestone=NextMilestoneOut(nxt.rule_id, nxt.days, nxt.bonus, nxt.days_left)
+            if nxt
+            else None,
+        ),
+        campaigns=CampaignsOut(
+            rules=[catalogue_rule(r, now) for r in v.campaigns.rules],
+            featured=[featured_out(f, now) for f in v.campaigns.featured],
+        ),
+        level=level_standing(v.level),
     )

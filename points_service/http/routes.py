@@ -9,7 +9,7 @@ import msgspec
 import structlog
 from litestar import Request, Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter, QueryParameter, RawBody
+from litestar.params import HeaderParameter, PathParameter, QueryParameter, RawBody
 
 from points_service.adapters.logging import LOG_FIELDS
 from points_service.adapters.metrics import exposition
@@ -26,6 +26,8 @@ from points_service.http.convert import (
     points_out,
     profile_out,
     report_out,
+    rules_catalogue,
+    today_out,
 )
 from points_service.http.errors import ApiError, decode_body, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
@@ -52,8 +54,10 @@ from points_service.http.schemas import (
     RedemptionOut,
     ReversalIn,
     ReversalOut,
+    RulesCatalogue,
     RulesOut,
     StandingOut,
+    TodayOut,
     batch_decoder,
     event_decoder,
     institution_decoder,
@@ -127,6 +131,42 @@ async def record_batch(request: AnyRequest, body: RawBody) -> BatchOut:
 @get("/v1/informants/{informant_id:str}/points", summary="Balance, today and streak")
 async def informant_points(request: AnyRequest, informant_id: InformantPath) -> PointsOut:
     return points_out(await _rt(request).accounts.points(informant_id))
+
+
+@get(
+    "/v1/informants/{informant_id:str}/today",
+    summary="Today against the rules: earned, caps and what is left, streak, campaigns",
+)
+async def informant_today(request: AnyRequest, informant_id: InformantPath) -> TodayOut:
+    """Per action with a rule running now: what it earned today, each rule's daily cap
+    and what is left of it; the sign-in streak and its next milestone; the campaigns and
+    featured lists running now; the level. One Redis round trip."""
+    rt = _rt(request)
+    return today_out(await rt.accounts.today(informant_id), rt.accounts.catalogue().now)
+
+
+@get(
+    "/v1/rules",
+    summary="How to earn: the live rules, featured content and levels",
+    responses={
+        200: ResponseSpec(RulesCatalogue, description="The catalogue"),
+        304: ResponseSpec(None, description="Not modified: the ETag sent is current"),
+    },
+)
+async def rules_catalogue_route(
+    request: AnyRequest,
+    if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+) -> Response[Any]:
+    """The live rule set in the form the app renders, with Chinese and English labels
+    from the rule files. The ETag changes with the rule-set version and the day (which
+    rules are running); a client that sends it back in If-None-Match gets 304."""
+    rt = _rt(request)
+    view = rt.accounts.catalogue()
+    tag = f'"{view.rules.version}-{view.day.isoformat()}"'
+    headers = {"ETag": tag, "Cache-Control": "max-age=60"}
+    if if_none_match == tag:
+        return Response(b"", status_code=304, headers=headers)
+    return Response(rules_catalogue(view, rt.settings.timezone), headers=headers)
 
 
 @get(
@@ -508,6 +548,8 @@ ROUTES = [
     record_event_route,  # http/hot.py: the hot path, an ASGI handler
     record_batch,
     informant_points,
+    informant_today,
+    rules_catalogue_route,
     informant_ledger,
     redeem,
     reverse,

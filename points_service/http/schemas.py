@@ -396,3 +396,109 @@ class ReconcileOut(msgspec.Struct):
     boards: int  # boards with at least one difference
     shown: list[DifferenceOut]  # the first ones, at most `show`
     seconds: float
+
+
+# --- how to earn: GET /v1/rules and GET /v1/informants/{id}/today ----------------------
+
+
+class MilestoneOut(msgspec.Struct):
+    days: int
+    bonus: int
+
+
+class CatalogueRule(msgspec.Struct):
+    """One rule as the app shows it. Limits are per informant per programme day."""
+
+    id: str
+    action: str
+    title: str
+    title_zh: str
+    points: int
+    once_per_day: bool
+    daily_points_cap: int | None
+    daily_count_cap: int | None
+    distinct_by: list[str]  # only the first event with these values pays…
+    distinct_within: str | None  # …per "day" or for "ever"
+    today_only: bool  # an event dated another day pays nothing
+    excludes_self: bool  # e.g. viewing one's own share pays nothing
+    streak_milestones: list[MilestoneOut]
+    counts: list[str]  # the leaderboard counters it feeds
+    starts: datetime | None  # a campaign's window (null: always)
+    ends: datetime | None
+    campaign: bool  # a rule with a window
+    active: bool  # running now (else it is still to come)
+
+
+class FeaturedOut(msgspec.Struct):
+    """Listed content whose actions pay `factor` times while the window is open."""
+
+    name: str
+    title: str
+    title_zh: str
+    actions: list[str]
+    factor: int
+    content_ids: list[str]
+    starts: datetime
+    ends: datetime
+    active: bool
+
+
+class RulesCatalogue(msgspec.Struct):
+    """The live rule set for the app's "how to earn" page: rules and featured lists
+    running or still to come (ended ones are left out), and the levels."""
+
+    version: str
+    day: date
+    timezone: str
+    rules: list[CatalogueRule]
+    featured: list[FeaturedOut]
+    levels: list[LevelOut]
+
+
+class RuleTodayOut(msgspec.Struct):
+    rule: str
+    title: str
+    title_zh: str
+    count: int  # events it counted today (duplicates are not counted)
+    points: int  # points it paid today
+    daily_points_cap: int | None
+    points_left: int | None  # null: no cap
+    daily_count_cap: int | None
+    count_left: int | None  # null: no limit (1 or 0 for a once-a-day rule)
+
+
+class ActionProgressOut(msgspec.Struct):
+    action: str
+    count: int
+    points: int
+    points_left: int | None  # what the action can still pay today (null: no cap)
+    rules: list[RuleTodayOut]
+
+
+class NextMilestoneOut(msgspec.Struct):
+    rule: str
+    days: int
+    bonus: int
+    days_left: int  # sign-in days still needed, today's included when not yet done
+
+
+class StreakOut(msgspec.Struct):
+    days: int
+    done_today: bool
+    next_milestone: NextMilestoneOut | None
+
+
+class CampaignsOut(msgspec.Struct):
+    rules: list[CatalogueRule]
+    featured: list[FeaturedOut]
+
+
+class TodayOut(msgspec.Struct):
+    informant_id: str
+    day: date
+    balance: int
+    rule_version: str
+    actions: list[ActionProgressOut]
+    streak: StreakOut
+    campaigns: CampaignsOut
+    level: LevelStanding

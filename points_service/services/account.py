@@ -7,8 +7,19 @@ from datetime import date, datetime
 
 from points_service.domain.actions import ACTIONS
 from points_service.domain.calendar import Calendar, day_from_number
+from points_service.domain.catalogue import (
+    ActionToday as ActionProgress,
+)
+from points_service.domain.catalogue import (
+    Campaigns,
+    StreakToday,
+    actions_today,
+    campaigns_now,
+    streak_today,
+)
 from points_service.domain.ledger import LedgerEntry, RedemptionWrite, ReversalWrite, WriteStatus
 from points_service.domain.levels import ONE_LEVEL, Levels, Standing
+from points_service.domain.rules import RuleSet
 from points_service.domain.state import Overdraw
 from points_service.services.errors import Conflict, NotFound
 from points_service.services.leaderboards import Leaderboards
@@ -32,6 +43,30 @@ class PointsView:
     streak: int  # consecutive days up to today or yesterday; 0 once a day is missed
     last_sign_in: date | None
     level: Standing  # of `earned`, the experience
+
+
+@dataclass(frozen=True, slots=True)
+class TodayView:
+    """An informant's programme day against the live rules (GET /today)."""
+
+    informant_id: str
+    day: date
+    balance: int
+    rule_version: str
+    actions: list[ActionProgress]
+    streak: StreakToday
+    campaigns: Campaigns
+    level: Standing
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueView:
+    """The live rules and levels as of `now` (GET /v1/rules)."""
+
+    rules: RuleSet
+    levels: Levels
+    now: datetime
+    day: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +134,29 @@ class Accounts:
             },
             streak=streak,
             last_sign_in=day_from_number(snap.streak_day) if snap.streak_day else None,
+            level=self.levels.standing(max(0, snap.earned)),
+        )
+
+    def catalogue(self) -> CatalogueView:
+        now = self._clock()
+        day = day_from_number(self._calendar.day_number(now))
+        return CatalogueView(self._rules.current, self.levels, now, day)
+
+    async def today(self, informant_id: str) -> TodayView:
+        """Earned today, caps and what is left per action, the streak and its next
+        milestone, the campaigns running: one Redis round trip (the state and the day)."""
+        now = self._clock()
+        today = self._calendar.day_number(now)
+        snap = await self._state.snapshot(informant_id, today)
+        rules = self._rules.current
+        return TodayView(
+            informant_id=informant_id,
+            day=day_from_number(today),
+            balance=snap.balance,
+            rule_version=rules.version,
+            actions=actions_today(rules, snap.today, now),
+            streak=streak_today(rules, snap.streak, snap.streak_day, today, now),
+            campaigns=campaigns_now(rules, now),
             level=self.levels.standing(max(0, snap.earned)),
         )
 

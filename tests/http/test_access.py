@@ -28,6 +28,8 @@ NEEDS = {
     ("GET", "/v1/informants/{informant_id}"): "read",
     ("GET", "/v1/informants/{informant_id}/points"): "read",
     ("GET", "/v1/informants/{informant_id}/ledger"): "read",
+    ("GET", "/v1/informants/{informant_id}/today"): "read",
+    ("GET", "/v1/rules"): "read",
     ("GET", "/v1/leaderboards/{metric}"): "read",
     ("GET", "/v1/leaderboards/{metric}/informants/{informant_id}"): "read",
     ("GET", "/v1/leaderboards/{metric}/ranks"): "read",

@@ -5,9 +5,6 @@ level reached is reported by the event that reached it (and by its replays) and 
 recompute it from the ledger."""
 
 import asyncio
-import shutil
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +12,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from points_service.settings import Settings
-from tests.conftest import redis_client, unique
+from tests.conftest import event_now as event
+from tests.conftest import redis_client, unique, with_rule_files
 from tests.http.test_import import cli
 
 Client = AsyncTestClient  # type: ignore[type-arg]
-ROOT = Path(__file__).resolve().parents[2]
 
 LEVELS = """
 [[levels]]
@@ -51,20 +48,7 @@ title_zh = "科普大使"
 @pytest.fixture
 def settings(settings_with_cluster: Settings, tmp_path: Path) -> Settings:
     """The shipped rules with small levels (10 and 20 experience), on every backend."""
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
-    (rules / "levels.toml").write_text(LEVELS, encoding="utf-8")
-    return replace(settings_with_cluster, rules_dir=rules)
-
-
-def event(who: str, action: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": unique("e"),
-        "informant_id": who,
-        "action": action,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        **fields,
-    }
+    return with_rule_files(settings_with_cluster, tmp_path, levels=LEVELS)
 
 
 async def post(client: Client, body: dict[str, Any]) -> dict[str, Any]:
