@@ -271,10 +271,8 @@ async def draw_results(
     cursor: Annotated[str | None, QueryParameter(max_length=12, pattern=r"^[0-9]{1,12}$")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
 ) -> DrawResultsOut:
-    lottery = _rt(request).lottery
     after = int(cursor) if cursor else 0
-    _, records = await lottery.results(draw, after, limit + 1)
-    commitment = (await lottery.describe(draw)).commitment
+    commitment, records = await _rt(request).lottery.results(draw, after, limit + 1)
     more = len(records) > limit
     records = records[:limit]
     return DrawResultsOut(

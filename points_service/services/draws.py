@@ -275,14 +275,17 @@ class Lottery:
             )
         return _drawn(draw, record, replayed=replayed)
 
-    async def results(self, name: str, after: int, limit: int) -> tuple[Draw, list[DrawRecord]]:
-        """A closed draw's outcomes in seq order (the seed is public by then)."""
-        draw, _ = await self._definition(name)
+    async def results(
+        self, name: str, after: int, limit: int
+    ) -> tuple[Commitment, list[DrawRecord]]:
+        """A closed draw's outcomes in seq order, and its commitment (the seed is public
+        by then)."""
+        draw, commitment = await self._definition(name)
         if draw.status(self._clock()) != "closed":
             raise Conflict(
                 "draw_not_closed", f"draw {name!r} is not closed: its outcomes stay private"
             )
-        return draw, await self._store.records(name, after=after, limit=limit)
+        return commitment, await self._store.records(name, after=after, limit=limit)
 
     async def names(self) -> list[str]:
         """Every draw of the file or with a commitment."""
