@@ -25,9 +25,10 @@ from sqlalchemy import text
 from points_service.adapters.sql.engine import create_engine, database_url
 from points_service.http.app import create_app
 from points_service.settings import Settings
-from tests.conftest import ROOT, api_client, unique
+from tests.conftest import ROOT, api_client, redis_client, unique
 from tests.http.server import environ, free_port
 from tests.http.test_events_api import body
+from tests.http.test_faults import pg_proxy, redis_proxy  # noqa: F401 - fixtures used by name
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 NOW = datetime.now(UTC)
@@ -372,3 +373,66 @@ async def test_a_closed_window_is_verified_and_tampering_is_found(
     tampered = verify(lottery_settings, draws.closing)
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert "MISMATCH" in tampered.stdout and victim["draw_id"] in tampered.stdout
+
+
+async def test_a_lost_stock_hash_is_put_back_from_the_ledger(
+    client: Client, draws: Draws, lottery_settings: Settings
+) -> None:
+    people = [unique("u") for _ in range(3)]
+    await fund(client, people, 10)
+    for n, who in enumerate(people[:2]):
+        r = await client.post(
+            f"/v1/informants/{who}/draws",
+            json={"draw_id": f"{draws.plain}-{n}", "draw": draws.plain},
+        )
+        assert r.status_code == 200, r.text
+    before = (await client.get(f"/v1/draws/{draws.plain}")).json()
+    redis = redis_client(lottery_settings)
+    try:
+        assert (
+            await redis.delete(f"{lottery_settings.redis_prefix}:draw:{{{draws.plain}}}:stock") == 1
+        )
+    finally:
+        await redis.aclose()
+    r = await client.post(
+        f"/v1/informants/{people[2]}/draws",
+        json={"draw_id": f"{draws.plain}-2", "draw": draws.plain},
+    )
+    assert r.status_code == 200 and r.json()["seq"] == 3, r.text
+    after = (await client.get(f"/v1/draws/{draws.plain}")).json()
+    given = {p["id"]: p["given"] for p in before["prizes"]}
+    given[r.json()["prize"]["id"]] += r.json()["prize"]["kind"] != "none"
+    assert {p["id"]: p["given"] for p in after["prizes"]} == given
+
+
+@pytest.mark.parametrize("lost", ["redis", "database"])
+async def test_storage_away_is_a_503_with_nothing_spent(
+    base_settings: Settings, draws: Draws, tmp_path: Path, request: pytest.FixtureRequest, lost: str
+) -> None:
+    proxy, url = request.getfixturevalue("redis_proxy" if lost == "redis" else "pg_proxy")
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "draws.toml").write_text(draws.toml())
+    settings = replace(base_settings, rules_dir=rules, db_pool_size=2)
+    if lost == "redis":
+        settings = replace(settings, redis_url=url)
+    else:
+        settings = replace(settings, database_url=url)
+    async with api_client(create_app(settings, CollectorRegistry()), timeout=60) as client:
+        who = unique("u")
+        await fund(client, [who], 10)
+        attempt = {"draw_id": f"{who}-1", "draw": draws.sure}
+        proxy.cut()
+        refused = await client.post(f"/v1/informants/{who}/draws", json=attempt)
+        assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
+        proxy.restore()
+        assert await balance(client, who) == (20, 20)  # nothing was spent
+        done = await client.post(f"/v1/informants/{who}/draws", json=attempt)
+        assert done.status_code == 200, done.text
+        assert (done.json()["seq"], done.json()["balance"], done.json()["replayed"]) == (
+            1,
+            7,
+            False,
+        )
+        ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
+        assert sum(e["points"] for e in ledger) == 7
