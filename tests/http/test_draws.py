@@ -436,3 +436,33 @@ async def test_storage_away_is_a_503_with_nothing_spent(
         )
         ledger = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
         assert sum(e["points"] for e in ledger) == 7
+
+
+async def test_draws_reload_with_the_rules_and_a_broken_file_keeps_them(
+    client: Client, draws: Draws, lottery_settings: Settings
+) -> None:
+    path = lottery_settings.rules_dir / "draws.toml"
+    good = path.read_text()
+    path.write_text(good.replace("cost = 20", "cost = 0", 1))
+    broken = await client.post("/v1/admin/rules/reload")
+    assert broken.status_code == 422
+    assert any(
+        p.startswith(f"draws.toml: draw '{draws.plain}': field `cost`")
+        for p in broken.json()["problems"]
+    ), broken.json()
+    assert (await client.get(f"/v1/draws/{draws.plain}")).json()["cost"] == 20  # still served
+
+    extra = f"extra-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    path.write_text(
+        good
+        + draw_toml(
+            extra,
+            now - timedelta(hours=1),
+            now + timedelta(hours=1),
+            [prize("p", "points", 1, points=1, quantity=1), prize("none", "none", 1)],
+        )
+    )
+    fixed = await client.post("/v1/admin/rules/reload")
+    assert fixed.status_code == 200 and fixed.json()["problems"] == []
+    assert (await client.get(f"/v1/draws/{extra}")).json()["status"] == "open"
