@@ -176,9 +176,13 @@ class Lottery:
         now = self._clock()
         status = draw.status(now)
         if status != "open":
-            # A draw begun inside the window and cut short is finished; no new one.
+            # A draw given its outcome inside the window and cut short before the ledger
+            # is recorded; one only held is refunded, never drawn: once the window has
+            # closed the seed is public, and a client could finish only its winners.
             held = await self._state.held(informant_id, draw_id)
-            if held is None or held.h != body:
+            if held is None or held.h != body or held.o is None:
+                if held is not None and held.h == body:
+                    await self._state.refund(informant_id, name, draw_id, body, held.d)
                 code = "draw_not_open" if status == "upcoming" else "draw_closed"
                 self._observer.draw_result(name, code)
                 raise Conflict(code, f"draw {name!r} is {status}", field="draw")
