@@ -1,5 +1,5 @@
 """`points-service`: serve, migrate, rules check|simulate, leaderboards
-check|rebuild|reconcile."""
+check|rebuild|reconcile, draws verify|status, and the operators' other commands."""
 
 import argparse
 import asyncio
@@ -22,6 +22,7 @@ from points_service.adapters.rule_files import (
     load_abuse_file,
     load_award_file,
     load_board_dir,
+    load_draw_file,
     load_level_file,
     load_rule_dir,
 )
@@ -34,7 +35,7 @@ from points_service.domain.rules import RuleSetInvalid
 from points_service.domain.signing import new_secret
 from points_service.domain.state import StoredState
 from points_service.runtime import Runtime
-from points_service.services.errors import InvalidInput, NotFound
+from points_service.services.errors import Conflict, InvalidInput, NotFound
 from points_service.services.imports import Imports, ProfileImport
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
@@ -120,6 +121,7 @@ def _rules_check(directory: Path) -> int:
         rules = load_rule_dir(directory)
         awards = load_award_file(directory)
         abuse = load_abuse_file(directory)
+        draws = load_draw_file(directory)
         levels = load_level_file(directory)
     except RuleSetInvalid as exc:
         for problem in exc.problems:
@@ -133,7 +135,7 @@ def _rules_check(directory: Path) -> int:
         f"abuse thresholds: share views "
         f"{abuse.share_view_velocity.views}/{abuse.share_view_velocity.seconds} s, viewer "
         f"spread {abuse.viewer_spread.sharers} sharers/{abuse.viewer_spread.hours} h, burst "
-        f"{abuse.burst.events}/{abuse.burst.seconds} s"
+        f"{abuse.burst.events}/{abuse.burst.seconds} s; draws {', '.join(draws.draws) or 'none'}"
     )
     return 0
 
@@ -352,6 +354,70 @@ async def _abuse_scan(settings: Settings, hours: int) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+async def _draws_verify(settings: Settings, draw: str | None) -> int:
+    """Recompute every outcome of each closed draw (or of DRAW) from its revealed seed;
+    1 when any differs from the ledger."""
+    runtime = await Runtime.start(settings)
+    failed = False
+    try:
+        lottery = runtime.lottery
+        for name in [draw] if draw else await lottery.names():
+            try:
+                verified = await lottery.verify(name)
+            except (NotFound, Conflict) as exc:
+                if draw:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                print(f"{name}: skipped ({exc})")
+                continue
+            for problem in verified.problems:
+                print(f"{name}: MISMATCH {problem}")
+            failed = failed or bool(verified.problems)
+            verdict = f"{len(verified.problems)} problem(s)" if verified.problems else "verified"
+            print(f"{name}: {verified.outcomes} outcome(s) recomputed from the seed: {verdict}")
+    finally:
+        await runtime.stop()
+    return 1 if failed else 0
+
+
+async def _draws_status(settings: Settings) -> int:
+    runtime = await Runtime.start(settings)
+    try:
+        for problem in runtime.lottery.catalogue.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        for name in await runtime.lottery.names():
+            view = await runtime.lottery.describe(name)
+            d, stock = view.draw, view.stock
+            given = ", ".join(
+                f"{p.id} {stock.used.get(p.id, 0)}/{p.quantity}" for p in d.prizes if p.quantity
+            )
+            seed = view.commitment.seed.hex() if view.revealed else "(sealed)"
+            print(
+                f"{name}\t{view.status}\t{d.starts.isoformat()} .. {d.ends.isoformat()}\t"
+                f"draws {stock.seq}\tbudget {stock.spent}/{d.budget}\t{given}\t"
+                f"seed_sha256 {view.commitment.seed_sha256}\tseed {seed}"
+            )
+    finally:
+        await runtime.stop()
+    return 0
+
+
+def _draws(settings: Settings, args: argparse.Namespace) -> int:
+    if args.draws == "verify":
+        return asyncio.run(_draws_verify(settings, args.draw))
+    return asyncio.run(_draws_status(settings))
+
+
+def _draw_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    draws = sub.add_parser("draws", help="the points lottery (rules/draws.toml)")
+    actions = draws.add_subparsers(dest="draws", required=True)
+    verify = actions.add_parser(
+        "verify", help="recompute every outcome of closed draws from their revealed seeds"
+    )
+    verify.add_argument("draw", nargs="?", help="one draw (default: every closed draw)")
+    actions.add_parser("status", help="each draw's window, stock, budget and commitment")
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -603,9 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile = boards.add_parser("reconcile", help="compare boards with the ledger")
     _board_options(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
-    _recovery_commands(sub)
-    _key_commands(sub)
-    _abuse_commands(sub)
+    for commands in (_recovery_commands, _key_commands, _abuse_commands, _draw_commands):
+        commands(sub)
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -667,6 +732,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "leaderboards": _leaderboards,
     "state": _state,
     "keys": _keys,
+    "draws": _draws,
     "abuse": lambda s, a: asyncio.run(_abuse_scan(s, a.hours)),
     "copy-ledger": lambda s, a: asyncio.run(_copy_ledger(s, a.target)),
     "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),

@@ -12,6 +12,7 @@ from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import RedisClient, connect
+from points_service.adapters.redis_draws import RedisDraws
 from points_service.adapters.redis_limits import RedisLimits
 from points_service.adapters.redis_sessions import ConsoleSessions
 from points_service.adapters.redis_state import RedisState
@@ -20,12 +21,14 @@ from points_service.adapters.rule_files import (
     load_abuse_file,
     load_award_file,
     load_board_dir,
+    load_draw_file,
     load_level_file,
     load_population_file,
     load_target_file,
 )
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.adapters.sql.abuse import SqlAbuse
+from points_service.adapters.sql.draws import SqlDraws
 from points_service.adapters.sql.engine import database_url
 from points_service.adapters.sql.history import SqlStateHistory
 from points_service.adapters.sql.institutions import SqlAwardTotals, SqlInstitutions
@@ -37,6 +40,7 @@ from points_service.services.abuse import Abuse, Scan
 from points_service.services.account import Accounts
 from points_service.services.awards import Awards
 from points_service.services.credit import Credits
+from points_service.services.draws import DrawCatalogue, Lottery
 from points_service.services.institutions import Institutions
 from points_service.services.leaderboards import BoardFilter, Leaderboards
 from points_service.services.profiles import Profiles
@@ -74,6 +78,7 @@ class Runtime:
     limits: RedisLimits
     board_store: RedisBoards  # the boards in Redis, and the locks every process shares
     sessions: ConsoleSessions  # the staff console's sign-ins
+    lottery: Lottery
     embedded: EmbeddedRedis | None = None
     # Whether Redis is the embedded server (started here, or by `serve` for its workers).
     redis_embedded: bool = False
@@ -161,6 +166,27 @@ class Runtime:
             load_population_file(settings.rules_dir),
             load_target_file(settings.rules_dir),
         )
+        draw_store = SqlDraws(ledger.engine)
+        draw_state = RedisDraws(
+            redis,
+            state,
+            scripts,
+            prefix=settings.redis_prefix,
+            record_ttl_seconds=int(settings.idempotency_ttl.total_seconds()),
+            day_ttl_seconds=int(settings.day_ttl.total_seconds()),
+            load_stock=draw_store.stock,
+        )
+        lottery = Lottery(
+            DrawCatalogue(lambda: load_draw_file(settings.rules_dir)),
+            draw_state,
+            draw_store,
+            ledger,
+            calendar,
+            utc_now,
+            metrics,
+        )
+        # Seeds are made (and their sha256 published) before the windows open.
+        await lottery.commit_upcoming()
         return cls(
             settings,
             redis,
@@ -180,6 +206,7 @@ class Runtime:
             RedisLimits(scripts, settings.redis_prefix, settings.rate_per_key),
             board_store,
             ConsoleSessions(scripts, settings.redis_prefix, settings.console_session_seconds),
+            lottery,
             embedded,
             redis_embedded=redis_url == EmbeddedRedis(settings.data_dir).url,
         )
@@ -198,7 +225,18 @@ class Runtime:
         result = self.rules.reload()
         log = _log.info if result.ok else _log.error
         log("rules_reload", ok=result.ok, version=result.version, announced=True)
+        self.reload_draws()
         return True
+
+    def reload_draws(self) -> bool:
+        """rules/draws.toml again, with the rules; a broken file keeps the draws in force."""
+        catalogue = self.lottery.catalogue
+        ok = catalogue.reload()
+        if ok:
+            _log.info("draws_reload", ok=True, version=catalogue.current.version)
+        else:
+            _log.error("draws_reload", ok=False, problems=list(catalogue.problems))
+        return ok
 
     async def recover_if_redis_lost(self) -> bool:
         """When Redis holds no marker of the service (new, flushed, or restarted without

@@ -88,6 +88,13 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30),
             registry=registry,
         )
+        self.draws = Counter(
+            "points_draws_total",
+            "Lottery draws answered, by draw and result: the prize id given, or the "
+            "refusal's code (insufficient_balance, daily_limit_reached, sold_out, ...)",
+            ["draw", "result"],
+            registry=registry,
+        )
         self.refused = Counter(
             "points_events_refused_total",
             "Events refused before they were judged (bad input, conflicts), by error code",
@@ -286,6 +293,10 @@ class Metrics:
         for kind, count in raised.items():
             self.abuse_flags.labels(kind).inc(count)
         self.abuse_scan.observe(seconds)
+
+    def draw_result(self, draw: str, result: str) -> None:
+        # Both labels are bounded: draw and prize ids come from rules/draws.toml.
+        self.draws.labels(draw, result).inc()
 
     def event_refused(self, code: str, count: int = 1) -> None:
         self.refused.labels(code).inc(count)

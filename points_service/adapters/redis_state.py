@@ -352,10 +352,11 @@ class RedisState:
             for (informant_id, _), result in zip(items, raw, strict=True)
         }
 
-    async def _call_healed(
+    async def call_healed(
         self, informant_id: str, script: Script, keys: list[str], args: list[Any]
     ) -> Any:
-        """A script that answers {3, ''} when the state is missing: heal, call again."""
+        """A script that answers {3, ''} when the state is missing: heal, call again
+        (its last ARGV, '1', asks it to refuse a missing state when a loader heals)."""
         if self._loader is not None:
             args = [*args, "1"]
         flag, body = await self._scripts.call(script, keys, args)
@@ -370,7 +371,7 @@ class RedisState:
         self, informant_id: str, redemption_id: str, points: int, body_hash: str
     ) -> tuple[Spend, bool] | Overdraw:
         tag = self._tag(informant_id)
-        flag, body = await self._call_healed(
+        flag, body = await self.call_healed(
             informant_id,
             self._redeem,
             [f"{tag}:s", f"{tag}:r:{redemption_id}"],
@@ -382,7 +383,7 @@ class RedisState:
 
     async def reverse(self, informant_id: str, event_id: str, points: int) -> tuple[Clawback, bool]:
         tag = self._tag(informant_id)
-        flag, body = await self._call_healed(
+        flag, body = await self.call_healed(
             informant_id,
             self._reverse,
             [f"{tag}:s", f"{tag}:v:{event_id}"],

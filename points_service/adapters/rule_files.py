@@ -14,12 +14,15 @@ from pathlib import Path
 from points_service.domain.abuse import Thresholds, load_thresholds
 from points_service.domain.awards import Award, load_awards
 from points_service.domain.boards import BoardSet, build_board_set
+from points_service.domain.draws import DrawSet, build_draw_set
 from points_service.domain.levels import LEVELS_FILE, ONE_LEVEL, Levels, load_levels
 from points_service.domain.reports import load_population, load_targets
 from points_service.domain.rules import RuleProblem, RuleSet, RuleSetInvalid, build_rule_set
 
 # Files in the rules directory that other loaders read (not rule files).
-NOT_RULES = frozenset({"awards.toml", "population.toml", "targets.toml", "abuse.toml", LEVELS_FILE})
+NOT_RULES = frozenset(
+    {"awards.toml", "population.toml", "targets.toml", "abuse.toml", "draws.toml", LEVELS_FILE}
+)
 
 
 def read_rule_dir(directory: Path, skip: frozenset[str] = NOT_RULES) -> dict[str, bytes]:
@@ -56,6 +59,12 @@ def load_abuse_file(directory: Path) -> Thresholds:
     """`abuse.toml` in the rules directory (none there: the defaults of domain/abuse.py)."""
     path = directory / "abuse.toml"
     return load_thresholds(path.name, path.read_bytes()) if path.exists() else Thresholds()
+
+
+def load_draw_file(directory: Path) -> DrawSet:
+    """`draws.toml` in the rules directory (none there: no draws)."""
+    path = directory / "draws.toml"
+    return build_draw_set(path.name, path.read_bytes()) if path.exists() else DrawSet()
 
 
 def load_rule_dir(directory: Path) -> RuleSet:

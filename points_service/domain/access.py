@@ -1,8 +1,8 @@
 """Who may call what: API keys with scopes, and the scope each route needs.
 
 Scopes:
-- `events:write` — the app's backend: events, batches, redemptions;
-- `read` — points, ledgers, profiles, institutions, leaderboards;
+- `events:write` — the app's backend: events, batches, redemptions, lottery draws;
+- `read` — points, ledgers, profiles, institutions, leaderboards, draws;
 - `admin` — everything (rules, rebuilds, reversals, awards, reports, profile and
   institution writes, and every route of the two scopes above);
 - `institution:{id}` — that institution's member table and nothing else.
@@ -62,6 +62,8 @@ _ROUTES: Final = [
     ("POST", r"/v1/events/batch", EVENTS_WRITE),
     ("POST", rf"/v1/events/{_SEGMENT}/reversal", ADMIN),
     ("POST", rf"/v1/informants/{_SEGMENT}/redemptions", EVENTS_WRITE),
+    ("POST", rf"/v1/informants/{_SEGMENT}/draws", EVENTS_WRITE),
+    ("GET", rf"/v1/draws/{_SEGMENT}(?:/results)?", READ),
     ("GET", rf"/v1/informants/{_SEGMENT}(?:/points|/ledger|/today)?", READ),
     ("GET", r"/v1/rules", READ),
     ("GET", r"/v1/leaderboards/.*", READ),

@@ -61,7 +61,30 @@ class ReversalWrite:
     rule_version: str
 
 
-Write = CreditWrite | RedemptionWrite | ReversalWrite
+@dataclass(frozen=True, slots=True)
+class DrawWrite:
+    """A lottery draw: its cost spent, and its prize (a points prize credits at once,
+    to the balance and not to `earned`: it was won, not earned by an action)."""
+
+    informant_id: str
+    draw_id: str
+    draw: str
+    seq: int
+    pick: int
+    prize: str
+    prize_kind: str  # points | item | none (no prize entry)
+    points: int  # credited by a points prize
+    fallback: bool
+    cost: int
+    balance: int  # after the draw, as answered
+    body_hash: str
+    day: date
+    at: datetime
+    rule_version: str
+    detail: str  # the prize's title, on its ledger entry
+
+
+Write = CreditWrite | RedemptionWrite | ReversalWrite | DrawWrite
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from points_service.http.hot import PageCache
 from points_service.http.openapi import body_components, document_refusals
 from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
 from points_service.http.schemas import (
+    DrawIn,
     EventBatch,
     MembersOut,
     MonthlyReportOut,
@@ -169,6 +170,10 @@ async def _database_rounds(runtime: Runtime, rounds: int) -> None:
             _log.warning("unknown_commits_settled", written=settled)
     except Exception as exc:
         _log.warning("settle_unknown_failed", error=repr(exc))
+    try:  # a draw's seed is made (and its sha256 published) before its window opens
+        await runtime.lottery.commit_upcoming()
+    except Exception as exc:
+        _log.warning("draw_commit_failed", error=repr(exc))
     if rounds % TODAY_EVERY == 0:
         try:
             await runtime.count_today()
@@ -218,7 +223,9 @@ def _complete_openapi(app: Litestar, max_batch: int) -> None:
     if schemas is not None:
         schemas.update(twins.openapi_schema.components.schemas or {})
         schemas.update(
-            body_components(Event, EventBatch, RedemptionIn, ReversalIn, Profile, Institution)
+            body_components(
+                Event, EventBatch, RedemptionIn, ReversalIn, DrawIn, Profile, Institution
+            )
         )
         schemas.update(body_components(MembersOut, NominationsOut, MonthlyReportOut))
         batch = schemas["EventBatch"].properties

@@ -1,6 +1,7 @@
 """API v1 handlers. Bodies are decoded here with decoders built once, so that a bad
 field is a 422 naming it, and a batch can refuse one item without refusing the rest."""
 
+import dataclasses
 import os
 import time
 from typing import Annotated, Any
@@ -33,11 +34,18 @@ from points_service.http.errors import ApiError, decode_body, error_response
 from points_service.http.hot import BOARD_ROUTES, documented_record_event, record_event_route
 from points_service.http.openapi import XLSX, created, refusals, with_body, with_export
 from points_service.http.schemas import (
+    DRAW_PATTERN,
     BatchIn,
     BatchItem,
     BatchOut,
     BoardOut,
     DifferenceOut,
+    DrawIn,
+    DrawInfoOut,
+    DrawOut,
+    DrawPrizeOut,
+    DrawResultOut,
+    DrawResultsOut,
     ErrorOut,
     EventBatch,
     InstitutionOut,
@@ -46,6 +54,7 @@ from points_service.http.schemas import (
     MonthlyReportOut,
     NominationsOut,
     PointsOut,
+    PrizeOut,
     ProfileOut,
     RanksOut,
     RebuildOut,
@@ -59,6 +68,7 @@ from points_service.http.schemas import (
     StandingOut,
     TodayOut,
     batch_decoder,
+    draw_decoder,
     event_decoder,
     institution_decoder,
     profile_decoder,
@@ -67,6 +77,7 @@ from points_service.http.schemas import (
 )
 from points_service.runtime import Runtime
 from points_service.services.credit import Credited, Rejected
+from points_service.services.draws import Drawn, DrawView
 from points_service.services.leaderboards import BoardFilter
 from points_service.services.rulebook import ReloadResult
 from points_service.spreadsheets import (
@@ -200,6 +211,116 @@ async def redeem(request: AnyRequest, informant_id: InformantPath, body: RawBody
     data = decode_body(redemption_decoder, body)
     r = await _rt(request).accounts.redeem(informant_id, data.redemption_id, data.points, data.item)
     return RedemptionOut(r.redemption_id, r.informant_id, r.points, r.item, r.balance, r.replayed)
+
+
+DrawPath = Annotated[str, PathParameter(pattern=DRAW_PATTERN)]
+OUTCOME = (
+    "pick = int(HMAC-SHA256(key=seed, msg=draw_id as UTF-8), big-endian) % total_weight; "
+    "the prize is the first whose running sum of weights (in this order) exceeds pick; a "
+    "prize whose stock is gone or whose value passes the budget left gives the no-prize "
+    "outcome instead (fallback); outcomes are replayed in seq order"
+)
+
+
+def draw_out(d: Drawn) -> DrawOut:
+    p = d.prize
+    return DrawOut(
+        d.draw_id,
+        d.draw,
+        d.informant_id,
+        d.seq,
+        PrizeOut(p.id, p.kind, p.title, p.title_zh),
+        d.points,
+        d.fallback,
+        d.cost,
+        d.balance,
+        d.replayed,
+    )
+
+
+@post(
+    "/v1/informants/{informant_id:str}/draws",
+    status_code=200,
+    summary="Draw in the points lottery: spend the cost, win a prize; once per draw_id",
+    operation_class=with_body(DrawIn),
+    responses=refusals(
+        {
+            404: "No such draw in rules/draws.toml",
+            409: "The balance is short (`insufficient_balance`), today's draws are used up "
+            "(`daily_limit_reached`), nothing is left to win (`sold_out`, "
+            "`budget_exhausted`), the window is not open (`draw_not_open`, `draw_closed`), "
+            "the draw_id was used for another draw (`draw_id_reused`), or the draw's file "
+            "differs from its commitment (`draw_changed`)",
+        }
+    ),
+)
+async def draw(request: AnyRequest, informant_id: InformantPath, body: RawBody) -> DrawOut:
+    data = decode_body(draw_decoder, body)
+    return draw_out(await _rt(request).lottery.draw(informant_id, data.draw, data.draw_id))
+
+
+def draw_info_out(v: DrawView) -> DrawInfoOut:
+    d, c = v.draw, v.commitment
+    prizes = [
+        DrawPrizeOut(
+            p.id, p.kind, p.title, p.title_zh, p.weight, p.quantity, p.points,
+            p.cost_to_budget, v.stock.used.get(p.id, 0),
+        )
+        for p in d.prizes
+    ]  # fmt: skip
+    return DrawInfoOut(
+        draw=d.id,
+        title=d.title,
+        title_zh=d.title_zh,
+        status=v.status,
+        cost=d.cost,
+        daily_limit=d.daily_limit,
+        budget=d.budget,
+        budget_spent=v.stock.spent,
+        starts=d.starts,
+        ends=d.ends,
+        total_weight=d.total_weight,
+        prizes=prizes,
+        draws=v.stock.seq,
+        seed_sha256=c.seed_sha256,
+        definition=c.definition.decode(),
+        definition_sha256=c.definition_sha256,
+        committed_at=c.committed_at,
+        seed=c.seed.hex() if v.revealed else None,
+        outcome=OUTCOME,
+    )
+
+
+@get(
+    "/v1/draws/{draw:str}",
+    summary="A draw: its prizes and stock, the seed's commitment, and the seed once closed",
+    responses=refusals({404: "No such draw"}),
+)
+async def draw_info(request: AnyRequest, draw: DrawPath) -> DrawInfoOut:
+    return draw_info_out(await _rt(request).lottery.describe(draw))
+
+
+@get(
+    "/v1/draws/{draw:str}/results",
+    summary="A closed draw's outcomes in seq order, to recompute from its seed",
+    responses=refusals({404: "No such draw", 409: "The draw is not closed (`draw_not_closed`)"}),
+)
+async def draw_results(
+    request: AnyRequest,
+    draw: DrawPath,
+    cursor: Annotated[str | None, QueryParameter(max_length=12, pattern=r"^[0-9]{1,12}$")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
+) -> DrawResultsOut:
+    after = int(cursor) if cursor else 0
+    commitment, records = await _rt(request).lottery.results(draw, after, limit + 1)
+    more = len(records) > limit
+    records = records[:limit]
+    return DrawResultsOut(
+        draw,
+        commitment.seed.hex(),
+        [DrawResultOut(r.seq, r.draw_id, r.pick, r.prize, r.points, r.fallback) for r in records],
+        str(records[-1].seq) if more else None,
+    )
 
 
 @post(
@@ -423,13 +544,14 @@ def export_response(
 
 def rules_out(rt: Runtime) -> RulesOut:
     current, last = rt.rules.current, rt.rules.last
+    draw_problems = rt.lottery.catalogue.problems  # rules/draws.toml, reloaded with them
     return RulesOut(
         version=current.version,
         files=list(current.files),
         rules=len(current.rules),
-        last_reload_ok=last.ok,
+        last_reload_ok=last.ok and not draw_problems,
         last_reload_at=last.at,
-        problems=list(last.problems),
+        problems=[*last.problems, *draw_problems],
         worker_pid=os.getpid(),
     )
 
@@ -444,6 +566,9 @@ def reload_rules(rt: Runtime) -> ReloadResult:
     result = rt.rules.reload()
     log = _log.info if result.ok else _log.error
     log("rules_reload", ok=result.ok, version=result.version, problems=list(result.problems))
+    if not rt.reload_draws():
+        problems = (*result.problems, *rt.lottery.catalogue.problems)
+        return dataclasses.replace(result, ok=False, problems=problems)
     return result
 
 
@@ -552,6 +677,9 @@ ROUTES = [
     rules_catalogue_route,
     informant_ledger,
     redeem,
+    draw,
+    draw_info,
+    draw_results,
     reverse,
     put_profile,
     get_profile,

@@ -158,6 +158,86 @@ class ReversalOut(msgspec.Struct):
     replayed: bool
 
 
+# --- the lottery -----------------------------------------------------------------------
+
+DRAW_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$(?!\n)"  # a draw id of rules/draws.toml
+
+
+class DrawIn(msgspec.Struct, forbid_unknown_fields=True):
+    draw_id: ClientKey  # the client's key: the same draw_id again is the same draw
+    draw: Annotated[str, msgspec.Meta(pattern=DRAW_PATTERN)]
+
+
+class PrizeOut(msgspec.Struct):
+    id: str
+    kind: str  # points | item | none
+    title: str
+    title_zh: str
+
+
+class DrawOut(msgspec.Struct):
+    draw_id: str
+    draw: str
+    informant_id: str
+    seq: int  # the outcome's place in the draw's order (replayed in this order)
+    prize: PrizeOut
+    points: int  # credited by a points prize (to the balance; not to earned)
+    fallback: bool  # the picked prize was gone or over budget: no prize instead
+    cost: int
+    balance: int
+    replayed: bool
+
+
+class DrawPrizeOut(msgspec.Struct):
+    id: str
+    kind: str
+    title: str
+    title_zh: str
+    weight: int
+    quantity: int | None
+    points: int | None
+    value: int  # what it takes of the budget
+    given: int
+
+
+class DrawInfoOut(msgspec.Struct):
+    draw: str
+    title: str
+    title_zh: str
+    status: str  # upcoming | open | closed
+    cost: int
+    daily_limit: int
+    budget: int
+    budget_spent: int
+    starts: datetime
+    ends: datetime
+    total_weight: int
+    prizes: list[DrawPrizeOut]
+    draws: int  # outcomes given so far
+    seed_sha256: str  # the commitment, published before the window opens
+    definition: str  # the committed definition, exactly the bytes definition_sha256 hashes
+    definition_sha256: str
+    committed_at: datetime
+    seed: str | None  # hex; only once the window has closed
+    outcome: str  # how an outcome follows from the seed (README: the lottery)
+
+
+class DrawResultOut(msgspec.Struct):
+    seq: int
+    draw_id: str
+    pick: int
+    prize: str
+    points: int
+    fallback: bool
+
+
+class DrawResultsOut(msgspec.Struct):
+    draw: str
+    seed: str
+    results: list[DrawResultOut]
+    next_cursor: str | None
+
+
 class RulesOut(msgspec.Struct):
     version: str
     files: list[str]
@@ -173,6 +253,7 @@ event_decoder = msgspec.json.Decoder(Event)
 batch_decoder = msgspec.json.Decoder(BatchIn | list[msgspec.Raw])
 redemption_decoder = msgspec.json.Decoder(RedemptionIn)
 reversal_decoder = msgspec.json.Decoder(ReversalIn)
+draw_decoder = msgspec.json.Decoder(DrawIn)
 
 
 # --- profiles and leaderboards --------------------------------------------------------

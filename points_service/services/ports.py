@@ -5,6 +5,15 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Window
+from points_service.domain.draws import (
+    Commitment,
+    DailyLimitReached,
+    Draw,
+    DrawRecord,
+    Hold,
+    Stock,
+    Taken,
+)
 from points_service.domain.engine import Decision, EventPlan
 from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
 from points_service.domain.profiles import Profile
@@ -216,3 +225,46 @@ class NullObserver:
 
     def reconciled(self, differences: int | None) -> None:
         pass
+
+
+class DrawState(Protocol):
+    """A draw's three atomic steps in Redis (adapters/redis_draws.py)."""
+
+    async def hold(
+        self, informant_id: str, draw: Draw, draw_id: str, body_hash: str, day: int
+    ) -> tuple[Hold, bool] | Overdraw | DailyLimitReached: ...
+
+    async def held(self, informant_id: str, draw_id: str) -> Hold | None: ...
+
+    async def take(self, draw: Draw, draw_id: str, pick: int) -> Taken | str: ...
+
+    async def settle(self, informant_id: str, draw_id: str, taken: Taken, points: int) -> Hold: ...
+
+    async def refund(
+        self, informant_id: str, draw: str, draw_id: str, body_hash: str, day: int
+    ) -> bool: ...
+
+
+class DrawStore(Protocol):
+    """Seeds, commitments and outcomes in SQL (the outcomes are written by the ledger)."""
+
+    async def commit(self, proposed: Commitment) -> Commitment: ...
+
+    async def commitment(self, draw: str) -> Commitment | None: ...
+
+    async def commitments(self) -> list[Commitment]: ...
+
+    async def record(self, draw_id: str) -> DrawRecord | None: ...
+
+    async def records(
+        self, draw: str, *, after: int = 0, limit: int | None = None
+    ) -> list[DrawRecord]: ...
+
+    async def stock(self, draw: Draw) -> Stock: ...
+
+    async def ledger_problems(self, records: Sequence[DrawRecord]) -> list[str]: ...
+
+
+class DrawObserver(Protocol):
+    def draw_result(self, draw: str, result: str) -> None:
+        """A draw answered: the prize id it gave, or the refusal's code."""

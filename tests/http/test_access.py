@@ -25,6 +25,9 @@ NEEDS = {
     ("POST", "/v1/events"): "events:write",
     ("POST", "/v1/events/batch"): "events:write",
     ("POST", "/v1/informants/{informant_id}/redemptions"): "events:write",
+    ("POST", "/v1/informants/{informant_id}/draws"): "events:write",
+    ("GET", "/v1/draws/{draw}"): "read",
+    ("GET", "/v1/draws/{draw}/results"): "read",
     ("GET", "/v1/informants/{informant_id}"): "read",
     ("GET", "/v1/informants/{informant_id}/points"): "read",
     ("GET", "/v1/informants/{informant_id}/ledger"): "read",
@@ -58,6 +61,7 @@ SAMPLE = {
     "metric": "points",
     "award": "top_ten",
     "flag_id": "1",
+    "draw": "winter-2026",
 }
 KINDS = ["events:write", "read", "admin", "institution:inst-a", "institution:inst-b"]
 

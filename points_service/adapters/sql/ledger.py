@@ -24,11 +24,18 @@ from points_service.adapters.sql.credit_writers import (
     SqliteCreditWriter,
 )
 from points_service.adapters.sql.engine import create_engine, migrate
-from points_service.adapters.sql.tables import balances, events, informant_days, ledger_entries
+from points_service.adapters.sql.tables import (
+    balances,
+    draws,
+    events,
+    informant_days,
+    ledger_entries,
+)
 from points_service.adapters.sql.writer_process import SqliteProcessWriter
 from points_service.domain.boards import Placement
 from points_service.domain.ledger import (
     CreditWrite,
+    DrawWrite,
     EventRecord,
     LedgerEntry,
     RedemptionWrite,
@@ -164,12 +171,13 @@ class SqlLedger:
     async def _write_entries(
         self,
         conn: AsyncConnection,
-        writes: Sequence[RedemptionWrite | ReversalWrite],
+        writes: Sequence[RedemptionWrite | ReversalWrite | DrawWrite],
         now: datetime,
     ) -> dict[tuple[str, str], WriteStatus]:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for w in writes:
-            rows.setdefault(_entry_key(w), _entry_row(w, now))
+            for row in _entry_rows(w, now):
+                rows.setdefault((row["kind"], row["ref_id"]), row)
         stmt = self._insert(ledger_entries).on_conflict_do_nothing(
             index_elements=["kind", "ref_id"]
         )
@@ -182,8 +190,10 @@ class SqlLedger:
             row = rows[key]
             b, earned, spent = deltas.get(row["informant_id"], (0, 0, 0))
             points = row["points"]
-            if key[0] == "redemption":
+            if key[0] in SPENDING:
                 deltas[row["informant_id"]] = (b + points, earned, spent - points)
+            elif key[0] == "prize":  # won, not earned: the balance only
+                deltas[row["informant_id"]] = (b + points, earned, spent)
             else:
                 deltas[row["informant_id"]] = (b + points, earned + points, spent)
         if deltas:
@@ -191,8 +201,18 @@ class SqlLedger:
         reversed_ids = [ref for kind, ref in inserted if kind == "reversal"]
         if reversed_ids:
             await self._take_back_days(conn, reversed_ids)
+        drawn = {
+            w.draw_id: _draw_row(w)
+            for w in writes
+            if isinstance(w, DrawWrite) and ("draw", w.draw_id) in inserted
+        }
+        if drawn:
+            await conn.execute(self._insert(draws).on_conflict_do_nothing(), list(drawn.values()))
         return {
-            key: WriteStatus.INSERTED if key in inserted else WriteStatus.EXISTING for key in rows
+            _entry_key(w): WriteStatus.INSERTED
+            if _entry_key(w) in inserted
+            else WriteStatus.EXISTING
+            for w in writes
         }
 
     async def _take_back_days(self, conn: AsyncConnection, event_ids: list[str]) -> None:
@@ -306,34 +326,82 @@ class SqlLedger:
             await conn.execute(select(1))
 
 
-def _entry_key(w: RedemptionWrite | ReversalWrite) -> tuple[str, str]:
+# Entry kinds that spend (the `spent` column of balances); "prize" adds to the balance
+# only; credits and reversals move `earned` with it.
+SPENDING = frozenset({"redemption", "draw"})
+
+
+def _entry_key(w: RedemptionWrite | ReversalWrite | DrawWrite) -> tuple[str, str]:
     if isinstance(w, RedemptionWrite):
         return "redemption", w.redemption_id
+    if isinstance(w, DrawWrite):
+        return "draw", w.draw_id
     return "reversal", w.event_id
 
 
-def _entry_row(w: RedemptionWrite | ReversalWrite, now: datetime) -> dict[str, Any]:
-    if isinstance(w, RedemptionWrite):
-        return {
+def _entry_rows(
+    w: RedemptionWrite | ReversalWrite | DrawWrite, now: datetime
+) -> list[dict[str, Any]]:
+    if isinstance(w, DrawWrite):
+        spend = {
             "informant_id": w.informant_id,
-            "kind": "redemption",
-            "ref_id": w.redemption_id,
+            "kind": "draw",
+            "ref_id": w.draw_id,
+            "points": -w.cost,
+            "day": w.day,
+            "created_at": w.at,
+            "rule_version": w.rule_version,
+            "detail": f"{w.draw} #{w.seq}: {w.prize}"[:256],
+            "body_hash": w.body_hash,
+        }
+        if w.prize_kind == "none":
+            return [spend]
+        prize = {**spend, "kind": "prize", "points": w.points, "detail": w.detail[:256]}
+        return [spend, {**prize, "body_hash": None}]
+    if isinstance(w, RedemptionWrite):
+        return [
+            {
+                "informant_id": w.informant_id,
+                "kind": "redemption",
+                "ref_id": w.redemption_id,
+                "points": -w.points,
+                "day": None,
+                "created_at": w.at,
+                "rule_version": w.rule_version,
+                "detail": w.item[:256],
+                "body_hash": w.body_hash,
+            }
+        ]
+    return [
+        {
+            "informant_id": w.informant_id,
+            "kind": "reversal",
+            "ref_id": w.event_id,
             "points": -w.points,
             "day": None,
             "created_at": w.at,
             "rule_version": w.rule_version,
-            "detail": w.item[:256],
-            "body_hash": w.body_hash,
+            "detail": w.reason[:256],
+            "body_hash": None,
         }
+    ]
+
+
+def _draw_row(w: DrawWrite) -> dict[str, Any]:
     return {
+        "draw_id": w.draw_id,
+        "draw": w.draw,
+        "seq": w.seq,
         "informant_id": w.informant_id,
-        "kind": "reversal",
-        "ref_id": w.event_id,
-        "points": -w.points,
-        "day": None,
+        "pick": w.pick,
+        "prize": w.prize,
+        "points": w.points,
+        "fallback": w.fallback,
+        "cost": w.cost,
+        "balance": w.balance,
+        "body_hash": w.body_hash,
+        "day": w.day,
         "created_at": w.at,
-        "rule_version": w.rule_version,
-        "detail": w.reason[:256],
     }
 
 

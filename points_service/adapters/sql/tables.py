@@ -193,3 +193,35 @@ abuse_flags = Table(
     Index("ix_abuse_flags_informant", "informant_id", "kind", "subject"),
     Index("ix_abuse_flags_status", "status", "flag_id"),
 )
+
+# The lottery: each draw's seed and the definition committed with it, and every outcome
+# in the order it was given (seq), beside its ledger entries (kind draw and prize).
+draw_seeds = Table(
+    "draw_seeds",
+    metadata,
+    Column("draw", String(64), primary_key=True),
+    Column("seed", String(64), nullable=False),  # hex; revealed once the window closes
+    Column("seed_sha256", String(64), nullable=False),  # the published commitment
+    Column("definition", LargeBinary, nullable=False),  # the draw's JSON, as committed
+    Column("definition_sha256", String(64), nullable=False),
+    Column("committed_at", UtcDateTime(), nullable=False),
+)
+
+draws = Table(
+    "draws",
+    metadata,
+    Column("draw_id", String(128), primary_key=True),
+    Column("draw", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("informant_id", String(64), nullable=False),
+    Column("pick", BigInteger, nullable=False),
+    Column("prize", String(64), nullable=False),
+    Column("points", Integer, nullable=False),  # credited by a points prize
+    Column("fallback", Boolean, nullable=False),
+    Column("cost", Integer, nullable=False),
+    Column("balance", BigInteger, nullable=False),  # after the draw, as first answered
+    Column("body_hash", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("draw", "seq", name="uq_draws_draw_seq"),
+)
