@@ -163,13 +163,18 @@ async def _watch_health(runtime: Runtime, stopping: asyncio.Event) -> None:
 
 async def _database_rounds(runtime: Runtime, rounds: int) -> None:
     """While the database answers: write the credits whose commit had an unknown outcome
-    (services/credit.py), and every half minute count the programme's day."""
-    try:
-        settled = await runtime.credits.settle_unknown()
-        if settled:
-            _log.warning("unknown_commits_settled", written=settled)
-    except Exception as exc:
-        _log.warning("settle_unknown_failed", error=repr(exc))
+    (services/credit.py) and the draws whose commit failed (services/draws.py), and every
+    half minute count the programme's day."""
+    for settle, done, failed in (
+        (runtime.credits.settle_unknown, "unknown_commits_settled", "settle_unknown_failed"),
+        (runtime.lottery.settle_pending, "pending_draws_settled", "settle_pending_draws_failed"),
+    ):
+        try:
+            settled = await settle()
+            if settled:
+                _log.warning(done, written=settled)
+        except Exception as exc:
+            _log.warning(failed, error=repr(exc))
     try:  # a draw's seed is made (and its sha256 published) before its window opens
         await runtime.lottery.commit_upcoming()
     except Exception as exc:

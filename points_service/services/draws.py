@@ -40,6 +40,7 @@ from points_service.services.errors import Conflict, NotFound
 from points_service.services.ports import DrawObserver, DrawState, DrawStore, Ledger
 
 _log = structlog.get_logger("points_service.draws")
+MAX_PENDING = 10_000  # draws kept to be written again (beyond it: left to the retries)
 
 
 def draw_hash(informant_id: str, draw: str) -> str:
@@ -117,6 +118,9 @@ class Lottery:
         self._observer = observer
         self._new_seed = new_seed
         self._committed: dict[str, Commitment] = {}  # a commitment never changes
+        # Draws Redis settled whose ledger commit failed: written by settle_pending once
+        # the database answers, unless the client's retry does it first.
+        self._pending: dict[str, tuple[str, Draw, str, str, Hold]] = {}
 
     async def _commitment(self, name: str) -> Commitment | None:
         """The draw's commitment; one is made for a draw of the file that has none."""
@@ -208,7 +212,24 @@ class Lottery:
             )
         if hold.o is None:
             hold = await self._take(informant_id, draw, draw_id, body, hold, commitment.seed)
-        return await self._record(informant_id, draw, draw_id, body, hold)
+        try:
+            return await self._record(informant_id, draw, draw_id, body, hold)
+        except Exception:
+            # Redis has given the outcome (and stock and seq) for good: the ledger must
+            # get it, whether or not the client comes back.
+            if len(self._pending) < MAX_PENDING:
+                self._pending[draw_id] = (informant_id, draw, draw_id, body, hold)
+            raise
+
+    async def settle_pending(self) -> int:
+        """Write the draws whose ledger commit failed (a retry may have done it: then
+        the ledger has it already); returns how many were written only now."""
+        written = 0
+        for draw_id, (informant_id, draw, _, body, hold) in list(self._pending.items()):
+            done = await self._record(informant_id, draw, draw_id, body, hold)
+            self._pending.pop(draw_id, None)
+            written += not done.replayed
+        return written
 
     async def _take(
         self, informant_id: str, draw: Draw, draw_id: str, body: str, hold: Hold, seed: bytes

@@ -466,3 +466,71 @@ async def test_draws_reload_with_the_rules_and_a_broken_file_keeps_them(
     fixed = await client.post("/v1/admin/rules/reload")
     assert fixed.status_code == 200 and fixed.json()["problems"] == []
     assert (await client.get(f"/v1/draws/{extra}")).json()["status"] == "open"
+
+
+async def _sql(settings: Settings, *statements: str) -> None:
+    engine = create_engine(database_url(settings.database_url, settings.data_dir))
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _refuse_draw_rows(settings: Settings, draw_id: str, refuse: bool) -> None:
+    """A trigger in the real database that refuses the outcome row of one draw id: the
+    draw's ledger commit fails after Redis has given its outcome."""
+    name = "refuse_" + draw_id.replace("-", "_")
+    if settings.database_url is None:
+        await _sql(
+            settings,
+            f"CREATE TRIGGER {name} BEFORE INSERT ON draws WHEN NEW.draw_id = '{draw_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            if refuse
+            else f"DROP TRIGGER {name}",
+        )
+    elif refuse:
+        await _sql(
+            settings,
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            f"CREATE TRIGGER {name} BEFORE INSERT ON draws FOR EACH ROW "
+            f"WHEN (NEW.draw_id = '{draw_id}') EXECUTE FUNCTION {name}()",
+        )
+    else:
+        await _sql(settings, f"DROP TRIGGER {name} ON draws", f"DROP FUNCTION {name}()")
+
+
+async def test_a_draw_whose_commit_failed_reaches_the_ledger_without_a_retry(
+    client: Client, draws: Draws, lottery_settings: Settings
+) -> None:
+    who = unique("u")
+    await fund(client, [who], 10)  # 20 points
+    draw_id = f"{who}-pending"
+    await _refuse_draw_rows(lottery_settings, draw_id, True)
+    try:
+        failed = await client.post(
+            f"/v1/informants/{who}/draws", json={"draw_id": draw_id, "draw": draws.sure}
+        )
+        assert failed.status_code >= 500, failed.text
+    finally:
+        await _refuse_draw_rows(lottery_settings, draw_id, False)
+    # No retry from the client: the service writes it once the database takes it (the
+    # database round of its health loop, every few seconds).
+    entries: list[dict[str, Any]] = []
+    for _ in range(60):
+        r = await client.get(f"/v1/informants/{who}/ledger")
+        entries = [e for e in r.json()["entries"] if e["ref_id"] == draw_id]
+        if entries:
+            break
+        await asyncio.sleep(0.5)
+    assert sorted((e["kind"], e["points"]) for e in entries) == [("draw", -20), ("prize", 7)]
+    assert await balance(client, who) == (7, 20)
+    everything = (await client.get(f"/v1/informants/{who}/ledger")).json()["entries"]
+    assert sum(e["points"] for e in everything) == 7
+    again = await client.post(
+        f"/v1/informants/{who}/draws", json={"draw_id": draw_id, "draw": draws.sure}
+    )
+    assert again.status_code == 200 and again.json()["seq"] >= 1, again.text
+    assert await balance(client, who) == (7, 20)  # once
