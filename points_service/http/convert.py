@@ -1,8 +1,10 @@
 """From use-case results to wire shapes."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from points_service.domain.catalogue import featured_active, has_window, listed, once_per_day
+from points_service.domain.draws import Draw
 from points_service.domain.institutions import Institution
 from points_service.domain.ledger import LedgerEntry
 from points_service.domain.levels import Level
@@ -18,6 +20,7 @@ from points_service.http.schemas import (
     CampaignsOut,
     CatalogueRule,
     ChildOut,
+    DrawSummary,
     EntryOut,
     EventResult,
     FeaturedOut,
@@ -319,7 +322,15 @@ def featured_out(f: Featured, now: datetime) -> FeaturedOut:
     )
 
 
-def rules_catalogue(v: CatalogueView, timezone: str) -> RulesCatalogue:
+def draw_summaries(draws: Iterable[Draw], now: datetime) -> list[DrawSummary]:
+    return [
+        DrawSummary(d.id, d.title, d.title_zh, d.cost, d.daily_limit, d.starts, d.ends, status)
+        for d in sorted(draws, key=lambda d: (d.starts, d.id))
+        if (status := d.status(now)) != "closed"
+    ]
+
+
+def rules_catalogue(v: CatalogueView, timezone: str, draws: Iterable[Draw] = ()) -> RulesCatalogue:
     shown = listed(v.rules, v.now)
     return RulesCatalogue(
         version=v.rules.version,
@@ -328,6 +339,7 @@ def rules_catalogue(v: CatalogueView, timezone: str) -> RulesCatalogue:
         rules=[catalogue_rule(r, v.now) for r in shown.rules],
         featured=[featured_out(f, v.now) for f in shown.featured],
         levels=[level_out(x) for x in v.levels.levels],
+        draws=draw_summaries(draws, v.now),
     )
 
 

@@ -173,11 +173,13 @@ async def rules_catalogue_route(
     rules are running); a client that sends it back in If-None-Match gets 304."""
     rt = _rt(request)
     view = rt.accounts.catalogue()
-    tag = f'"{view.rules.version}-{view.day.isoformat()}"'
+    draws = rt.lottery.catalogue.current
+    tag = f'"{view.rules.version}-{draws.version[:12]}-{view.day.isoformat()}"'
     headers = {"ETag": tag, "Cache-Control": "max-age=60"}
     if if_none_match == tag:
         return Response(b"", status_code=304, headers=headers)
-    return Response(rules_catalogue(view, rt.settings.timezone), headers=headers)
+    body = rules_catalogue(view, rt.settings.timezone, draws.draws.values())
+    return Response(body, headers=headers)
 
 
 @get(

@@ -524,9 +524,23 @@ class FeaturedOut(msgspec.Struct):
     active: bool
 
 
+class DrawSummary(msgspec.Struct):
+    """A lottery draw open or still to come (GET /v1/draws/{id} has its prizes)."""
+
+    id: str
+    title: str
+    title_zh: str
+    cost: int
+    daily_limit: int
+    starts: datetime
+    ends: datetime
+    status: str  # open | upcoming
+
+
 class RulesCatalogue(msgspec.Struct):
     """The live rule set for the app's "how to earn" page: rules and featured lists
-    running or still to come (ended ones are left out), and the levels."""
+    running or still to come (ended ones are left out), the levels, and the lottery
+    draws open or to come (where points are spent)."""
 
     version: str
     day: date
@@ -534,6 +548,7 @@ class RulesCatalogue(msgspec.Struct):
     rules: list[CatalogueRule]
     featured: list[FeaturedOut]
     levels: list[LevelOut]
+    draws: list[DrawSummary] = msgspec.field(default_factory=list)
 
 
 class RuleTodayOut(msgspec.Struct):

@@ -75,9 +75,41 @@ ends = {_at(-timedelta(days=300))}
 """
 
 
+# The shipped example draw has a fixed window: the test's own draws, one open, one to
+# come, one over.
+DRAWS = "".join(
+    f"""
+[[draws]]
+id = "{name}"
+title = "{name.title()} draw"
+title_zh = "抽奖{n}"
+cost = 10
+daily_limit = 2
+budget = 100
+starts = {_at(start)}
+ends = {_at(start + timedelta(days=3))}
+
+[[draws.prizes]]
+id = "p5"
+kind = "points"
+points = 5
+quantity = 5
+weight = 1
+
+[[draws.prizes]]
+id = "none"
+kind = "none"
+weight = 3
+"""
+    for n, (name, start) in enumerate(
+        [("open", -timedelta(days=1)), ("later", timedelta(days=5)), ("over", -timedelta(days=9))]
+    )
+)
+
+
 @pytest.fixture
 def settings(settings_with_cluster: Settings, tmp_path: Path) -> Settings:
-    return with_rule_files(settings_with_cluster, tmp_path, campaigns=CAMPAIGNS)
+    return with_rule_files(settings_with_cluster, tmp_path, campaigns=CAMPAIGNS, draws=DRAWS)
 
 
 async def send(client: Client, *events: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,6 +156,10 @@ async def test_the_catalogue_shows_the_live_rules_with_their_labels(client: Clie
     assert featured["space-week"]["title_zh"] == "航天周" and featured["space-week"]["active"]
     assert featured["space-week"]["content_ids"] == ["space-1", "space-2"]
     assert [x["level"] for x in got["levels"]] == list(range(1, len(got["levels"]) + 1))
+    assert [(d["id"], d["status"], d["cost"]) for d in got["draws"]] == [
+        ("open", "open", 10),
+        ("later", "upcoming", 10),
+    ]  # not the one over
 
     tag = r.headers["etag"]
     assert got["version"] in tag
