@@ -160,7 +160,7 @@ async def informant_today(request: AnyRequest, informant_id: InformantPath) -> T
     "/v1/rules",
     summary="How to earn: the live rules, featured content and levels",
     responses={
-        200: ResponseSpec(RulesCatalogue, description="The catalogue"),
+        200: ResponseSpec(RulesCatalogue, description="The catalogue", generate_examples=False),
         304: ResponseSpec(None, description="Not modified: the ETag sent is current"),
     },
 )
