@@ -312,6 +312,7 @@ class Runtime:
         await self.limits.close()
         await self.abuse.close()
         await self.ledger.stop()
+        await self.leaderboards.drain()
         await self.state.close()
         await self.redis.aclose()
         if self.embedded is not None:

@@ -71,7 +71,8 @@ class Levels:
         went down, or stayed inside one level)."""
         if after <= before:
             return ()
-        return tuple(x for x in self.levels if before < x.at <= after)
+        # Levels are sorted by `at`: those in (before, after] are one slice.
+        return self.levels[bisect_right(self.ats, before) : bisect_right(self.ats, after)]
 
 
 # With no levels file every informant is on one level, so answers keep their shape.

@@ -57,7 +57,8 @@ def _reached(levels: Levels, decision: Decision) -> tuple[Level, ...]:
 
 
 def _marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
-    return tuple((x.level, x.title_zh) for x in _reached(levels, decision))
+    reached = _reached(levels, decision)
+    return tuple((x.level, x.title_zh) for x in reached) if reached else ()
 
 
 def _credited(event: Event, decision: Decision, replayed: bool, levels: Levels) -> Credited:

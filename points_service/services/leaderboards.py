@@ -194,6 +194,8 @@ class Leaderboards:
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
         # Boards this worker wrote since it last told the registry (see close_periods).
         self._seen: set[Board] = set()
+        # Board writes sent and not waited for (one node), until Redis has applied them.
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._display_cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     # --- the credit path -------------------------------------------------------------
@@ -239,6 +241,7 @@ class Leaderboards:
         try:
             done = asyncio.ensure_future(self._store.add(increments))
             if self._store.ordered:
+                self._in_flight.add(done)
                 done.add_done_callback(self._added)
             else:
                 await done
@@ -246,8 +249,15 @@ class Leaderboards:
             self._observer.boards_failed(exc)
 
     def _added(self, done: "asyncio.Future[Any]") -> None:
+        self._in_flight.discard(done)
         if not done.cancelled() and (exc := done.exception()) is not None:
             self._observer.boards_failed(exc)
+
+    async def drain(self) -> None:
+        """Wait until Redis has applied every board write sent so far (before the
+        connection closes: a process that stops must not drop the last increments)."""
+        while self._in_flight:
+            await asyncio.wait(list(self._in_flight))
 
     async def reversed(
         self, informant_id: str, placement: Placement, day: int, points: int, counters: list[int]
