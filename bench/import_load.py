@@ -91,7 +91,8 @@ def main() -> int:
             f"- Date: {started:%Y-%m-%d %H:%M} UTC; command: "
             f"`bench/import_load.py {' '.join(sys.argv[1:])}`",
             f"- Machine: nproc {os.cpu_count()}, {cl._cpu_model()}; PostgreSQL 15 and Redis "
-            "7.0.15 on the same machine; one import process (batches of 1,000)",
+            "7.0.15 on the same machine; one import process (batches of 1,000, "
+            "16 lanes by informant)",
             f"- {args.events:,} events of {args.informants:,} informants (ten a day each), "
             "shuffled; profiles not imported (the `all` boards only)",
             "",

@@ -52,7 +52,7 @@ class ImportReport:
 
 
 class Imports:
-    def __init__(self, credits: Credits, batch: int = 1000, lanes: int = 4) -> None:
+    def __init__(self, credits: Credits, batch: int = 1000, lanes: int = 16) -> None:
         self._credits = credits
         self._batch = batch
         self._lanes = lanes
