@@ -84,9 +84,10 @@ def main() -> int:
         print(done.stderr[-3000:], file=sys.stderr)
         return 1
     rate = args.events / seconds
+    title = f"## History import: {args.events:,} events"
     text = "\n".join(
         [
-            "## History import",
+            title,
             "",
             f"- Date: {started:%Y-%m-%d %H:%M} UTC; command: "
             f"`bench/import_load.py {' '.join(sys.argv[1:])}`",
@@ -106,7 +107,7 @@ def main() -> int:
         ]
     )
     print(text)
-    cl.write_results("## History import", text)
+    cl.write_results(title, text)
     return 0
 
 

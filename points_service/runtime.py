@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from points_service.adapters.embedded_redis import EmbeddedRedis
 from points_service.adapters.metrics import Metrics
 from points_service.adapters.redis_boards import RedisBoards
-from points_service.adapters.redis_client import RedisClient, connect
+from points_service.adapters.redis_client import RedisClient, connect, map_cluster
 from points_service.adapters.redis_draws import RedisDraws
 from points_service.adapters.redis_limits import RedisLimits
 from points_service.adapters.redis_sessions import ConsoleSessions
@@ -98,6 +98,8 @@ class Runtime:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
         redis = connect(redis_url, cluster=settings.redis_cluster)
+        if settings.redis_cluster:
+            await map_cluster(redis)
         metrics.watch_redis(redis)
         ledger = await open_ledger(
             database_url(settings.database_url, settings.data_dir),

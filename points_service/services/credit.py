@@ -20,23 +20,79 @@ from points_service.services.ports import Ledger, NullObserver, Observer, StateS
 from points_service.services.rulebook import RuleBook
 
 
-@dataclass(frozen=True, slots=True)
 class Credited:
-    event_id: str
-    informant_id: str
-    action: str
-    points: int
-    balance: int
-    lines: list[Line]
-    replayed: bool
-    dry_run: bool
-    counters: dict[str, int]
-    streak: int
-    rule_version: str
-    day: date
-    late: bool
-    level: Standing | None = None  # after this event (None: decided before levels were)
-    levels_reached: tuple[Level, ...] = ()  # reached by this event
+    """An event's answer, read off its decision when a field is asked for: the API asks
+    for all of them, an import only whether it was a replay and what it earned."""
+
+    __slots__ = ("_decision", "_event", "_levels", "replayed")
+
+    def __init__(self, event: Event, decision: Decision, replayed: bool, levels: Levels) -> None:
+        self._event = event
+        self._decision = decision
+        self.replayed = replayed
+        self._levels = levels
+
+    def __repr__(self) -> str:
+        return f"Credited({self.event_id!r}, points={self.points}, replayed={self.replayed})"
+
+    @property
+    def event_id(self) -> str:
+        return self._event.event_id
+
+    @property
+    def informant_id(self) -> str:
+        return self._event.informant_id
+
+    @property
+    def action(self) -> str:
+        return self._event.action
+
+    @property
+    def dry_run(self) -> bool:
+        return self._event.dry_run
+
+    @property
+    def points(self) -> int:
+        return self._decision.p
+
+    @property
+    def balance(self) -> int:
+        return self._decision.b
+
+    @property
+    def lines(self) -> list[Line]:
+        return self._decision.l
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self._decision.counters()
+
+    @property
+    def streak(self) -> int:
+        return self._decision.sk
+
+    @property
+    def rule_version(self) -> str:
+        return self._decision.v
+
+    @property
+    def day(self) -> date:
+        return day_from_number(self._decision.day)
+
+    @property
+    def late(self) -> bool:
+        return self._decision.late
+
+    @property
+    def level(self) -> Standing | None:
+        """After this event (None: decided before levels were)."""
+        e = self._decision.e
+        return None if e is None else self._levels.standing(e)
+
+    @property
+    def levels_reached(self) -> tuple[Level, ...]:
+        """Reached by this event."""
+        return _reached(self._levels, self._decision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +118,7 @@ def _marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
 
 
 def _credited(event: Event, decision: Decision, replayed: bool, levels: Levels) -> Credited:
-    return Credited(
-        event_id=event.event_id,
-        informant_id=event.informant_id,
-        action=event.action,
-        points=decision.p,
-        balance=decision.b,
-        lines=decision.l,
-        replayed=replayed,
-        dry_run=event.dry_run,
-        counters=decision.counters(),
-        streak=decision.sk,
-        rule_version=decision.v,
-        day=day_from_number(decision.day),
-        late=decision.late,
-        level=None if decision.e is None else levels.standing(decision.e),
-        levels_reached=_reached(levels, decision),
-    )
+    return Credited(event, decision, replayed, levels)
 
 
 def _outcome(decision: Decision) -> str:
