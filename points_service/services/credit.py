@@ -113,12 +113,7 @@ def _reached(levels: Levels, decision: Decision) -> tuple[Level, ...]:
 
 
 def _marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
-    reached = _reached(levels, decision)
-    return tuple((x.level, x.title_zh) for x in reached) if reached else ()
-
-
-def _credited(event: Event, decision: Decision, replayed: bool, levels: Levels) -> Credited:
-    return Credited(event, decision, replayed, levels)
+    return tuple((x.level, x.title_zh) for x in _reached(levels, decision))
 
 
 def _outcome(decision: Decision) -> str:
@@ -216,7 +211,7 @@ class Credits:
         if applied.decision.h != plan.h:
             raise _reused(event.event_id)
         if plan.dry:
-            return _credited(event, applied.decision, applied.replayed, self.levels)
+            return Credited(event, applied.decision, applied.replayed, self.levels)
         # A replay commits too: the first delivery may have died before its commit.
         fresh = [] if applied.replayed else [(event.informant_id, plan, applied.decision)]
         write = CreditWrite(
@@ -291,12 +286,12 @@ class Credits:
         if status is WriteStatus.CONFLICT:
             raise _reused(event.event_id)
         if status is WriteStatus.INSERTED:
-            return _credited(event, decision, False, self.levels)
+            return Credited(event, decision, False, self.levels)
         if not held:
             record = await self._ledger.event(event.event_id)
             assert record is not None, "the ledger reported the event as present"
             decision = _stored.decode(record.decision)
-        return _credited(event, decision, True, self.levels)
+        return Credited(event, decision, True, self.levels)
 
     def _plan_batch(
         self,
@@ -412,7 +407,7 @@ class _Batch:
                 elif result.decision.h != plan.h:
                     results[position] = _rejected(_reused(event.event_id), event.event_id)
                 elif plan.dry:
-                    results[position] = _credited(event, result.decision, result.replayed, levels)
+                    results[position] = Credited(event, result.decision, result.replayed, levels)
                 else:
                     batch.add(position, event, plan, result, now, replaying, levels)
         return batch
