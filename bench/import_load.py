@@ -52,6 +52,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--informants", type=int, default=2_000)
+    parser.add_argument(
+        "--path",
+        choices=("bulk", "credit"),
+        default="bulk",
+        help="`import --bulk` (judged in the import) or the credit path (judged in Redis)",
+    )
     args = parser.parse_args()
     cl.preflight(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0")
     started = datetime.now(UTC)
@@ -75,7 +81,7 @@ def main() -> int:
         cl._step("points-service import")
         began = time.perf_counter()
         done = subprocess.run(
-            [str(cl.SERVICE), "import", str(path)],
+            [str(cl.SERVICE), "import", str(path), *(["--bulk"] if args.path == "bulk" else [])],
             env=env, capture_output=True, text=True, timeout=7200, check=False,
         )  # fmt: skip
         seconds = time.perf_counter() - began
@@ -84,7 +90,8 @@ def main() -> int:
         print(done.stderr[-3000:], file=sys.stderr)
         return 1
     rate = args.events / seconds
-    title = f"## History import: {args.events:,} events"
+    how = "import --bulk" if args.path == "bulk" else "import (the credit path)"
+    title = f"## History import: {args.events:,} events, {how}"
     text = "\n".join(
         [
             title,
@@ -92,8 +99,13 @@ def main() -> int:
             f"- Date: {started:%Y-%m-%d %H:%M} UTC; command: "
             f"`bench/import_load.py {' '.join(sys.argv[1:])}`",
             f"- Machine: nproc {os.cpu_count()}, {cl._cpu_model()}; PostgreSQL 15 and Redis "
-            "7.0.15 on the same machine; one import process (batches of 1,000, "
-            "16 lanes by informant)",
+            "7.0.15 on the same machine; one import process "
+            + (
+                "(chunks of whole informants, about 20,000 events each, judged in the "
+                "process; one chunk commits while the next is judged)"
+                if args.path == "bulk"
+                else "(batches of 1,000, 16 lanes by informant)"
+            ),
             f"- {args.events:,} events of {args.informants:,} informants (ten a day each), "
             "shuffled; profiles not imported (the `all` boards only)",
             "",

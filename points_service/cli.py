@@ -34,9 +34,10 @@ from points_service.domain.events import Event, EventInvalid, check_event
 from points_service.domain.rules import RuleSetInvalid
 from points_service.domain.signing import new_secret
 from points_service.domain.state import StoredState
-from points_service.runtime import Runtime
+from points_service.runtime import Runtime, utc_now
+from points_service.services.bulk_import import BulkImports, BulkReport
 from points_service.services.errors import Conflict, InvalidInput, NotFound
-from points_service.services.imports import Imports, ProfileImport
+from points_service.services.imports import ImportReport, Imports, ProfileImport
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
 from points_service.spreadsheets import Cell, nominations_table, report_table, to_csv, to_xlsx
@@ -524,19 +525,27 @@ def _finish(refused: Sequence[Any], show: int, summary: str) -> int:
     return 1 if refused else 0
 
 
-async def _import(settings: Settings, source: Path, show: int) -> int:
+async def _import(settings: Settings, source: Path, show: int, bulk: bool) -> int:
     lines = _read_lines(source)
     runtime = await Runtime.start(settings)
     try:
-        report = await Imports(runtime.credits).run(lines, _Progress("events"))
+        if bulk:
+            importer = BulkImports(runtime.credits, runtime.ledger, runtime.recovery, utc_now)
+            report: ImportReport = await importer.run(lines, _Progress("events"))
+        else:
+            report = await Imports(runtime.credits).run(lines, _Progress("events"))
     finally:
         await runtime.stop()
-    return _finish(
-        report.refused,
-        show,
+    summary = (
         f"read {report.read:,}, credited {report.credited:,} ({report.points:,} points), "
-        f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}",
+        f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}"
     )
+    if isinstance(report, BulkReport):
+        summary += (
+            f"; informants known already (through the credit path) "
+            f"{report.through_credit_path:,}, states put back from the ledger {report.raced:,}"
+        )
+    return _finish(report.refused, show, summary)
 
 
 async def _import_informants(settings: Settings, source: Path, show: int) -> int:
@@ -674,6 +683,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     imports = sub.add_parser("import", help="replay past events (JSON Lines) through the rules")
     imports.add_argument("file", type=Path, help="JSON Lines of events, - for stdin")
     imports.add_argument("--show", type=int, default=50, help="rejected lines to print")
+    imports.add_argument(
+        "--bulk",
+        action="store_true",
+        help="judge new informants' history in this process and write it in large "
+        "chunks (many times faster; boards of periods past their retention are not "
+        "written)",
+    )
     people = sub.add_parser("import-informants", help="informant profiles (JSON Lines or CSV)")
     people.add_argument("file", type=Path, help="a .csv file, or JSON Lines (- for stdin)")
     people.add_argument("--show", type=int, default=50, help="rejected lines to print")
@@ -735,7 +751,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "draws": _draws,
     "abuse": lambda s, a: asyncio.run(_abuse_scan(s, a.hours)),
     "copy-ledger": lambda s, a: asyncio.run(_copy_ledger(s, a.target)),
-    "import": lambda s, a: asyncio.run(_import(s, a.file, a.show)),
+    "import": lambda s, a: asyncio.run(_import(s, a.file, a.show, a.bulk)),
     "awards": _exports,
     "reports": _exports,
     "import-informants": lambda s, a: asyncio.run(_import_informants(s, a.file, a.show)),

@@ -148,7 +148,7 @@ def redis_client(settings: Settings) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _own_database(settings: Settings) -> AsyncIterator[Settings]:
+async def own_database(settings: Settings) -> AsyncIterator[Settings]:
     if settings.database_url is None:
         yield settings
         return
@@ -164,7 +164,7 @@ async def _own_database(settings: Settings) -> AsyncIterator[Settings]:
 async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
     """`settings` with a database of the test's own (SQLite already is): for tests that
     compare every board with every event, such as reconcile."""
-    async with _own_database(settings) as own:
+    async with own_database(settings) as own:
         yield own
 
 
@@ -173,7 +173,7 @@ async def isolated_settings_with_cluster(
     settings_with_cluster: Settings,
 ) -> AsyncIterator[Settings]:
     """The same, over SQLite, PostgreSQL and a Redis Cluster."""
-    async with _own_database(settings_with_cluster) as own:
+    async with own_database(settings_with_cluster) as own:
         yield own
 
 

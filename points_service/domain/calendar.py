@@ -3,11 +3,14 @@
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+QUARTER_HOUR = 900  # seconds
+MAX_QUARTERS = 200_000  # about five years of them
+
 
 class Calendar:
     """Days are numbered as proleptic ordinals, so consecutive days differ by one."""
 
-    __slots__ = ("_window", "tz")
+    __slots__ = ("_quarters", "_window", "tz")
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
@@ -15,6 +18,11 @@ class Calendar:
         # every event of a day falls in it, and a float comparison is cheaper than a
         # zone conversion.
         self._window = (0.0, 0.0, 0)
+        # Day numbers by quarter hour of POSIX time, for moments out of that window (an
+        # import goes through one informant's days, then the next one's). Zone offsets
+        # and their changes fall on quarter hours (since the local mean times of the 1900s),
+        # so no quarter holds a midnight.
+        self._quarters: dict[int, int] = {}
 
     @classmethod
     def named(cls, name: str) -> "Calendar":
@@ -31,7 +39,14 @@ class Calendar:
         start, end, number = self._window
         if start <= seconds < end:
             return number
+        quarter = int(seconds // QUARTER_HOUR)
+        known = self._quarters.get(quarter)
+        if known is not None:
+            return known
+        if len(self._quarters) >= MAX_QUARTERS:
+            self._quarters.clear()
         day = self.day_of(moment)
+        self._quarters[quarter] = day.toordinal()
         # Midnight to midnight on the wall clock, whatever the zone's offsets do between.
         self._window = (
             self.day_start(day).timestamp(),

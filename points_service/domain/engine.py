@@ -111,9 +111,13 @@ def _template(version: str, rule: Rule) -> RulePlan:
 
 def dedup_member(rule: Rule, event: Event) -> str | None:
     """What a distinct-by rule remembers of an event, None for a rule that pays every one."""
-    if rule.distinct is None:
+    distinct = rule.distinct
+    if distinct is None:
         return None
-    return "\x1f".join([rule.id, *(getattr(event, f) or "" for f in rule.distinct.by)])
+    by = distinct.by
+    if len(by) == 1:  # the usual case, spelled out: this runs for every event
+        return rule.id + "\x1f" + (getattr(event, by[0]) or "")
+    return "\x1f".join([rule.id, *[getattr(event, f) or "" for f in by]])
 
 
 def plan_event(

@@ -112,11 +112,11 @@ def _reached(levels: Levels, decision: Decision) -> tuple[Level, ...]:
     return levels.crossed(*change) if change else ()
 
 
-def _marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
+def level_marks(levels: Levels, decision: Decision) -> tuple[tuple[int, str], ...]:
     return tuple((x.level, x.title_zh) for x in _reached(levels, decision))
 
 
-def _outcome(decision: Decision) -> str:
+def outcome_of(decision: Decision) -> str:
     if decision.late:
         return "late"
     if decision.p > 0:
@@ -194,6 +194,18 @@ class Credits:
             event, self._rules.current, self._calendar, now, self._grace, replaying=replaying
         )
 
+    def plan_history(self, event: Event, now: datetime) -> EventPlan:
+        """A past event's plan, judged as if it arrived when it occurred (an import)."""
+        return self._plan(event, now, True)
+
+    @property
+    def observer(self) -> Observer:
+        return self._observer
+
+    @property
+    def boards(self) -> Leaderboards | None:
+        return self._boards
+
     def _rate(self, now: datetime, replaying: bool) -> RateWindow | None:
         if replaying or not self._per_informant:
             return None
@@ -220,7 +232,7 @@ class Credits:
             now,
             imported=replaying,
             placement=applied.placement,
-            levels=_marks(self.levels, applied.decision),
+            levels=level_marks(self.levels, applied.decision),
         )
         try:
             [status] = await self._ledger.commit([write])
@@ -236,7 +248,7 @@ class Credits:
             await self._take_back(fresh)
         credited = await self._settle(event, applied.decision, applied.replayed, status)
         if not credited.replayed:
-            self._observer.event_judged(event.action, _outcome(applied.decision), credited.points)
+            self._observer.event_judged(event.action, outcome_of(applied.decision), credited.points)
         if status is WriteStatus.INSERTED and applied.listed and self._boards is not None:
             await self._boards.credited([(event.informant_id, applied.placement, applied.decision)])
         return credited
@@ -357,7 +369,7 @@ class Credits:
             if status is WriteStatus.INSERTED and position in batch.listed:
                 boarded.append((event.informant_id, batch.listed[position], decision))
             if not credited.replayed:
-                key = (event.action, _outcome(decision))
+                key = (event.action, outcome_of(decision))
                 count, points = judged.get(key, (0, 0))
                 judged[key] = (count + 1, points + decision.p)
             results[position] = credited
@@ -429,7 +441,7 @@ class _Batch:
                 now,
                 imported=replaying,
                 placement=result.placement,
-                levels=_marks(levels, result.decision),
+                levels=level_marks(levels, result.decision),
             )
         )
         if result.listed:

@@ -51,6 +51,56 @@ class ImportReport:
     refused: list[Refused] = field(default_factory=list)
 
 
+def in_time_order(
+    lines: Iterable[tuple[int, bytes]], report: ImportReport
+) -> list[tuple[int, bytes, str]]:
+    """(line number, line, informant id) of the readable lines in `occurred_at` order
+    (ties keep file order); a line that is not even an event with a time is refused."""
+    keyed = []
+    for number, raw in lines:
+        if not raw.strip():
+            continue
+        report.read += 1
+        try:
+            head = _when.decode(raw)
+            when = head.occurred_at
+        except msgspec.DecodeError as exc:
+            field_ = "occurred_at" if isinstance(exc, msgspec.ValidationError) else None
+            report.refused.append(Refused(number, 422 if field_ else 400, field_, str(exc)))
+            continue
+        if when.tzinfo is None:
+            report.refused.append(
+                Refused(number, 422, "occurred_at", "occurred_at needs a UTC offset")
+            )
+            continue
+        keyed.append((when.timestamp(), number, raw, head.informant_id))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [(number, raw, informant_id) for _, number, raw, informant_id in keyed]
+
+
+def decode_line(raw: bytes) -> Event | Rejected:
+    """One line's event, or why it is none."""
+    try:
+        return _event.decode(raw)
+    except msgspec.DecodeError as exc:
+        fld = error_field(exc) if isinstance(exc, msgspec.ValidationError) else None
+        return Rejected(422 if fld else 400, "invalid", fld, str(exc))
+
+
+class Advance:
+    """Lines done so far, told to a progress callback."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = progress
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+
 class Imports:
     def __init__(self, credits: Credits, batch: int = 1000, lanes: int = 16) -> None:
         self._credits = credits
@@ -62,28 +112,9 @@ class Imports:
     ) -> list[list[tuple[int, bytes]]]:
         """The readable lines in `occurred_at` order (ties keep file order), dealt into
         lanes by informant; a line that is not even an event with a time is refused here."""
-        keyed = []
-        for number, raw in lines:
-            if not raw.strip():
-                continue
-            report.read += 1
-            try:
-                head = _when.decode(raw)
-                when = head.occurred_at
-            except msgspec.DecodeError as exc:
-                field_ = "occurred_at" if isinstance(exc, msgspec.ValidationError) else None
-                report.refused.append(Refused(number, 422 if field_ else 400, field_, str(exc)))
-                continue
-            if when.tzinfo is None:
-                report.refused.append(
-                    Refused(number, 422, "occurred_at", "occurred_at needs a UTC offset")
-                )
-                continue
-            keyed.append((when.timestamp(), number, raw, zlib.crc32(head.informant_id.encode())))
-        keyed.sort(key=lambda k: (k[0], k[1]))
         lanes: list[list[tuple[int, bytes]]] = [[] for _ in range(self._lanes)]
-        for _, number, raw, informant in keyed:
-            lanes[informant % self._lanes].append((number, raw))
+        for number, raw, informant_id in in_time_order(lines, report):
+            lanes[zlib.crc32(informant_id.encode()) % self._lanes].append((number, raw))
         return lanes
 
     async def run(
@@ -94,36 +125,28 @@ class Imports:
         report = ImportReport()
         lanes = self.order(lines, report)
         total = sum(len(lane) for lane in lanes)
-        done = 0
-
-        def advanced(count: int) -> None:
-            nonlocal done
-            done += count
-            if progress is not None:
-                progress(done, total)
-
-        await asyncio.gather(*(self._lane(lane, report, advanced) for lane in lanes))
+        await self.replay(lanes, report, Advance(total, progress))
         report.refused.sort(key=lambda r: r.line)
         return report
+
+    async def replay(
+        self, lanes: list[list[tuple[int, bytes]]], report: ImportReport, advanced: "Advance"
+    ) -> None:
+        """Lanes of lines, each in time order, through the credit path."""
+        await asyncio.gather(*(self._lane(lane, report, advanced) for lane in lanes))
 
     async def _lane(
         self,
         ordered: list[tuple[int, bytes]],
         report: ImportReport,
-        advanced: Callable[[int], None],
+        advanced: Advance,
     ) -> None:
         """One lane's events in order, a batch at a time. An informant's events are all in
         one lane, so each informant's state sees them in time order; lanes run side by
         side, so one lane's Redis calls, commits and board writes overlap another's."""
         for start in range(0, len(ordered), self._batch):
             chunk = ordered[start : start + self._batch]
-            items: list[Event | Rejected] = []
-            for _, raw in chunk:
-                try:
-                    items.append(_event.decode(raw))
-                except msgspec.DecodeError as exc:
-                    fld = error_field(exc) if isinstance(exc, msgspec.ValidationError) else None
-                    items.append(Rejected(422 if fld else 400, "invalid", fld, str(exc)))
+            items = [decode_line(raw) for _, raw in chunk]
             results = await self._credits.record_batch(items, replaying=True)
             for (number, _), result in zip(chunk, results, strict=True):
                 if isinstance(result, Credited):

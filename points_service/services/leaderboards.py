@@ -192,6 +192,7 @@ class Leaderboards:
         self._clock = clock
         self._observer = observer or NullObserver()
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
+        self._live_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
         # Boards this worker wrote since it last told the registry (see close_periods).
         self._seen: set[Board] = set()
         # Board writes sent and not waited for (one node), until Redis has applied them.
@@ -201,27 +202,42 @@ class Leaderboards:
     # --- the credit path -------------------------------------------------------------
 
     def _targets(self, placement: Placement, day: int) -> dict[str, tuple[Board, ...]]:
-        key = (placement, day)
-        targets = self._target_cache.get(key)
+        targets = self._target_cache.get((placement, day))
         if targets is None:
-            if len(self._target_cache) > 100_000:
-                self._target_cache.clear()
-            targets = self._target_cache[key] = board_targets(self.boards, placement, day)
+            targets = _remember(
+                self._target_cache, (placement, day), board_targets(self.boards, placement, day)
+            )
         return targets
 
-    async def credited(self, items: Sequence[tuple[str, Placement, Decision]]) -> None:
+    def _live_targets(self, placement: Placement, day: int) -> dict[str, tuple[Board, ...]]:
+        """`_targets` without the boards of periods past their retention."""
+        targets = self._live_cache.get((placement, day))
+        if targets is None:
+            live = {
+                metric: tuple(b for b in boards if self._live(b, parse_period(b.period)))
+                for metric, boards in self._targets(placement, day).items()
+            }
+            targets = _remember(self._live_cache, (placement, day), live)
+        return targets
+
+    async def credited(
+        self, items: Sequence[tuple[str, Placement, Decision]], *, live_only: bool = False
+    ) -> None:
         """Events the ledger has just taken for the first time (listed informants only),
         summed per board and member, in one round trip. A failure is reported, not
-        raised: the boards are a projection, and reconcile finds the gap.
+        raised: the boards are a projection, and reconcile finds the gap. `live_only`
+        leaves out the boards of periods past their retention (a bulk import of old
+        history: those boards would only be removed again).
 
         The writes are sent before this returns. When the store is `ordered` (one Redis
         node: every later read of this process reaches Redis behind them) their answer
         is not waited for, since it could change nothing the caller answers."""
         increments: dict[Board, dict[str, int]] = {}
+        targeting = self._live_targets if live_only else self._targets
         for informant_id, placement, d in items:
             if d.late:
                 continue
-            targets = self._targets(placement, d.day)
+            targets = targeting(placement, d.day)
             for metric, delta in (
                 ("points", d.p),
                 ("shares", d.c[0]),
@@ -653,6 +669,18 @@ class Leaderboards:
             for informant_id, got in sorted((await self._store.members(board)).items()):
                 differences.append(Difference(board, informant_id, got, None))
         return differences
+
+
+_Targets = dict[str, tuple[Board, ...]]
+
+
+def _remember(
+    cache: dict[tuple[Placement, int], _Targets], key: tuple[Placement, int], targets: _Targets
+) -> _Targets:
+    if len(cache) > 100_000:
+        cache.clear()
+    cache[key] = targets
+    return targets
 
 
 def _cursor(cursor: str | None) -> int:

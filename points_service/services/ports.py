@@ -77,6 +77,10 @@ class Ledger(Protocol):
 
     async def event(self, event_id: str) -> EventRecord | None: ...
 
+    async def known(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The body hash of each of these event ids the ledger holds."""
+        ...
+
     async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None: ...
 
     async def entries(

@@ -2,11 +2,13 @@
 the state store finds one missing (`load`), or for everyone at once (`rebuild`), and
 compared with the ledger (`reconcile`)."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from points_service.domain.calendar import Calendar, day_from_number
+from points_service.domain.engine import InformantState
+from points_service.domain.profiles import Profile
 from points_service.domain.recovery import (
     Restored,
     Totals,
@@ -57,12 +59,11 @@ class StateRecovery:
         """Each informant's state as the ledger supports it (empty for one it does not
         know), for the days Redis would still hold, with the live rules' dedup keys."""
         rules = self._rules.current
-        today = self._calendar.day_number(self._clock())
-        first = first_kept_day(today, self._day_ttl)
+        days = self.kept_days()
+        first = days.start
         kept = await self._history.read(
             ids, since=day_from_number(first), actions=long_memory_actions(rules)
         )
-        days = range(first, today + 2)  # tomorrow too: events may be 5 minutes early
         restored = {}
         for i in ids:
             past = kept.past.get(i, [])
@@ -74,6 +75,40 @@ class StateRecovery:
                 days,
             )
         return restored
+
+    def kept_days(self) -> range:
+        """The programme days whose counters Redis holds (tomorrow too: events may be
+        5 minutes early)."""
+        today = self._calendar.day_number(self._clock())
+        return range(first_kept_day(today, self._day_ttl), today + 2)
+
+    async def unknown(self, ids: Sequence[str]) -> dict[str, Profile | None]:
+        """The profiles of those informants that neither the ledger nor Redis knows of
+        (no event, no balance, no state): their history can be judged from nothing."""
+        loaded = await self.load(ids)
+        held = await self._state.stored(ids)
+        return {i: loaded[i].profile for i in ids if not loaded[i].history and held[i] is None}
+
+    async def put_back(
+        self,
+        states: Mapping[str, tuple[InformantState, Profile | None]],
+        reload: Sequence[str] = (),
+    ) -> int:
+        """Write states worked out elsewhere (a bulk import's) into Redis for informants
+        it holds none for. One that got a state meanwhile (a live event came first), and
+        each of `reload`, is put back from the ledger instead, over what Redis holds;
+        returns how many were."""
+        days = self.kept_days()
+        written = set(
+            await self._state.restore(
+                # history=False: informants new to Redis (and counted so), not a loss repaired
+                {i: Restored(s, p, False, days) for i, (s, p) in states.items()}
+            )
+        )
+        again = [*reload, *(i for i in states if i not in written)]
+        if again:
+            await self._state.restore(await self.load(again), force=True)
+        return len(again)
 
     async def _chunks(self) -> AsyncIterator[list[str]]:
         chunk: list[str] = []

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, select, update
+import msgspec
+from sqlalchemy import Table, and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,6 +51,12 @@ _Pending = tuple[Sequence[Write], "asyncio.Future[list[WriteStatus]]"]
 def upsert_for(engine: AsyncEngine) -> Callable[[Table], postgresql.Insert | sqlite.Insert]:
     """The dialect's INSERT, which has ON CONFLICT."""
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+_PG_KNOWN = text("SELECT event_id, body_hash FROM events WHERE event_id = ANY(:ids)")
+_SQLITE_KNOWN = text(
+    "SELECT event_id, body_hash FROM events WHERE event_id IN (SELECT value FROM json_each(:ids))"
+)
 
 
 class SqlLedger:
@@ -301,6 +308,21 @@ class SqlLedger:
             late=row.late,
             placement=Placement(row.province, row.city, row.county, row.institution_id),
         )
+
+    async def known(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The body hash of each of these event ids the ledger holds."""
+        if not event_ids:
+            return {}
+        # One array (or JSON) parameter, not an IN list of thousands of bound values:
+        # planning such a list took PostgreSQL seconds.
+        if self._engine.dialect.name == "postgresql":
+            ids: list[str] | str = list(event_ids)
+            query = _PG_KNOWN
+        else:
+            query, ids = _SQLITE_KNOWN, msgspec.json.encode(list(event_ids)).decode()
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query, {"ids": ids})
+            return {row.event_id: row.body_hash for row in rows}
 
     async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None:
         query = select(ledger_entries).where(
