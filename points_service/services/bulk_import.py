@@ -197,7 +197,7 @@ class BulkImports:
 
     async def _land(self, chunk: _Chunk, report: BulkReport, advanced: Advance) -> None:
         """Commit a judged chunk, then give Redis the states and the boards."""
-        statuses = await self._ledger.commit(chunk.writes) if chunk.writes else []
+        statuses = await self._ledger.commit_new(chunk.writes) if chunk.writes else []
         # A write the ledger did not take (an id that came in since it was looked up)
         # means its informant's state counted it: theirs comes from the ledger instead.
         missed = {

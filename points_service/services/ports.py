@@ -15,7 +15,13 @@ from points_service.domain.draws import (
     Taken,
 )
 from points_service.domain.engine import Decision, EventPlan
-from points_service.domain.ledger import EventRecord, LedgerEntry, Write, WriteStatus
+from points_service.domain.ledger import (
+    CreditWrite,
+    EventRecord,
+    LedgerEntry,
+    Write,
+    WriteStatus,
+)
 from points_service.domain.profiles import Profile
 from points_service.domain.recovery import History, Restored
 from points_service.domain.state import (
@@ -76,6 +82,10 @@ class Ledger(Protocol):
     async def commit(self, writes: Sequence[Write]) -> list[WriteStatus]: ...
 
     async def event(self, event_id: str) -> EventRecord | None: ...
+
+    async def commit_new(self, writes: Sequence[CreditWrite]) -> list[WriteStatus]:
+        """`commit` for events and informants the ledger holds nothing of (faster)."""
+        ...
 
     async def known(self, event_ids: Sequence[str]) -> dict[str, str]:
         """The body hash of each of these event ids the ledger holds."""

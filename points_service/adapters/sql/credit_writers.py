@@ -10,7 +10,7 @@ transaction through the stdlib driver. The tables and their meaning are those of
 """
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Protocol
@@ -41,16 +41,20 @@ class CreditWriter(Protocol):
     async def close(self) -> None: ...
 
 
-def _day_deltas(credits: Iterable[CreditWrite]) -> list[tuple[Any, ...]]:
-    """informant_days rows to add, summed per key: on-time events only."""
-    sums: dict[tuple[str, str, str, str, str, str], list[int]] = {}
+def _day_deltas(
+    credits: Iterable[CreditWrite], day: Callable[[int], Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """informant_days rows to add, summed per key: on-time events only (days as SQLite
+    text unless `day` says otherwise)."""
+    day = day or _sqlite_day
+    sums: dict[tuple[str, Any, str, str, str, str], list[int]] = {}
     for w in credits:
         d = w.decision
         if d.late:
             continue
         at = w.placement
         key = (
-            w.event.informant_id, _sqlite_day(d.day), at.province or "", at.city or "",
+            w.event.informant_id, day(d.day), at.province or "", at.city or "",
             at.county or "", at.institution or "",
         )  # fmt: skip
         total = sums.get(key)
@@ -162,21 +166,14 @@ class PostgresCreditWriter:
         self._dsn = dsn
         self._command_timeout = command_timeout
         self._conn: asyncpg.Connection | None = None
+        self._bulk: asyncpg.Connection | None = None  # copy_new's
 
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
         columns: list[list[Any]] = [[] for _ in range(23)]
         for w in credits:
-            e, d, at = w.event, w.decision, w.placement
-            row = (
-                e.event_id, e.informant_id, e.action, e.occurred_at, w.received_at,
-                day_from_number(d.day), e.content_id, e.share_id, e.viewer_id,
-                _encode(e.attributes).decode() if e.attributes else None, d.h, d.p,
-                d.c[0], d.c[1], d.c[2], d.late, w.imported, d.v, _encode(d),
-                at.province, at.city, at.county, at.institution,
-            )  # fmt: skip
-            for column, value in zip(columns, row, strict=True):
+            for column, value in zip(columns, _event_row(w), strict=True):
                 column.append(value)
         levels = [list(column) for column in zip(*_level_rows(credits), strict=True)] or [[]] * 3
         if self._conn is None or self._conn.is_closed():
@@ -201,10 +198,83 @@ class PostgresCreditWriter:
             raise CommitUnknown(f"the database went away mid-write: {exc!r}") from exc
         return inserted, known
 
+    async def copy_new(self, credits: Sequence[CreditWrite], now: datetime) -> bool:
+        """Copy in (COPY, one transaction, a connection of its own) the writes of events
+        and informants the ledger holds nothing of: a bulk import's, looked up first.
+        False, with nothing written, if some row was there after all."""
+        if self._bulk is None or self._bulk.is_closed():
+            self._bulk = await asyncpg.connect(self._dsn, timeout=5)
+        entries = [
+            (
+                w.event.informant_id, "credit", w.event.event_id, w.decision.p,
+                day_from_number(w.decision.day), now, w.decision.v, w.event.action,
+            )
+            for w in credits
+            if w.decision.p
+        ] + [
+            (
+                w.event.informant_id, "level", level_ref(w.event.informant_id, level), 0,
+                day_from_number(w.decision.day), now, w.decision.v, title,
+            )
+            for w in credits
+            for level, title in w.levels
+        ]  # fmt: skip
+        try:
+            async with self._bulk.transaction():
+                await self._bulk.copy_records_to_table(
+                    "events", records=map(_event_row, credits), columns=_EVENT_COLUMNS
+                )
+                await self._bulk.copy_records_to_table(
+                    "ledger_entries", records=entries, columns=_ENTRY_COLUMNS
+                )
+                await self._bulk.copy_records_to_table(
+                    "informant_days",
+                    records=_day_deltas(credits, day_from_number),
+                    columns=_DAY_COLUMNS,
+                )
+                await self._bulk.copy_records_to_table(
+                    "balances",
+                    records=[(i, p, p, 0, now) for i, p in _balance_deltas(credits)],
+                    columns=_BALANCE_COLUMNS,
+                )
+        except asyncpg.UniqueViolationError:
+            return False
+        return True
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._bulk is not None:
+            await self._bulk.close()
+            self._bulk = None
+
+
+_EVENT_COLUMNS: Final = (
+    "event_id", "informant_id", "action", "occurred_at", "received_at", "day", "content_id",
+    "share_id", "viewer_id", "attributes", "body_hash", "points", "shares", "share_views",
+    "posts", "late", "imported", "rule_version", "decision", "province", "city", "county",
+    "institution_id",
+)  # fmt: skip
+_ENTRY_COLUMNS: Final = (
+    "informant_id", "kind", "ref_id", "points", "day", "created_at", "rule_version", "detail",
+)  # fmt: skip
+_DAY_COLUMNS: Final = (
+    "informant_id", "day", "province", "city", "county", "institution_id", "events",
+    "points", "shares", "share_views", "posts",
+)  # fmt: skip
+_BALANCE_COLUMNS: Final = ("informant_id", "balance", "earned", "spent", "updated_at")
+
+
+def _event_row(w: CreditWrite) -> tuple[Any, ...]:
+    e, d, at = w.event, w.decision, w.placement
+    return (
+        e.event_id, e.informant_id, e.action, e.occurred_at, w.received_at,
+        day_from_number(d.day), e.content_id, e.share_id, e.viewer_id,
+        _encode(e.attributes).decode() if e.attributes else None, d.h, d.p,
+        d.c[0], d.c[1], d.c[2], d.late, w.imported, d.v, _encode(d),
+        at.province, at.city, at.county, at.institution,
+    )  # fmt: skip
 
 
 # A batch shares its received_at and mostly its occurred_at and days: format each once.

@@ -97,6 +97,18 @@ class SqlLedger:
         self._queue.put_nowait((writes, future))
         return await future
 
+    async def commit_new(self, writes: Sequence[CreditWrite]) -> list[WriteStatus]:
+        """Durably write credits of events and informants the ledger holds nothing of (a
+        bulk import's, looked up first): copied in on PostgreSQL; committed the usual way
+        on SQLite, or when some row turns out to be there after all."""
+        if isinstance(self._writer, PostgresCreditWriter) and writes:
+            started = asyncio.get_running_loop().time()
+            if await self._writer.copy_new(writes, datetime.now(UTC)):
+                if self.on_batch is not None:
+                    self.on_batch(len(writes), asyncio.get_running_loop().time() - started)
+                return [WriteStatus.INSERTED] * len(writes)
+        return await self.commit(writes)
+
     async def _run(self) -> None:
         # As many transactions in flight as the writer takes: one for a connection of its
         # own (PostgreSQL, SQLite on the loop); more for the writer process, which queues
