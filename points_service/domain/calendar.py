@@ -1,6 +1,7 @@
 """Programme time: calendar days in the programme time zone (Asia/Shanghai by default)."""
 
 from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 QUARTER_HOUR = 900  # seconds
@@ -56,5 +57,6 @@ class Calendar:
         return day.toordinal()
 
 
+@lru_cache(maxsize=8192)  # a batch's rows name a few days, over and over
 def day_from_number(number: int) -> date:
     return date.fromordinal(number)

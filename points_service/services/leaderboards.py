@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -34,7 +34,13 @@ from points_service.domain.boards import (
 )
 from points_service.domain.calendar import Calendar
 from points_service.domain.engine import Decision
-from points_service.domain.periods import PERIOD_KINDS, Period, parse_period, period_of
+from points_service.domain.periods import (
+    PERIOD_KINDS,
+    Period,
+    parse_period,
+    period_of,
+    periods_of,
+)
 from points_service.services.errors import InvalidInput
 from points_service.services.ports import (
     BoardStore,
@@ -192,7 +198,9 @@ class Leaderboards:
         self._clock = clock
         self._observer = observer or NullObserver()
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
-        self._live_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
+        # By placement and the periods of a day that are live (see _live_targets).
+        self._live_cache: dict[tuple[Placement, tuple[str, ...]], _Targets] = {}
+        self._live_days: dict[int, tuple[str, ...]] = {}
         # Boards this worker wrote since it last told the registry (see close_periods).
         self._seen: set[Board] = set()
         # Board writes sent and not waited for (one node), until Redis has applied them.
@@ -210,14 +218,22 @@ class Leaderboards:
         return targets
 
     def _live_targets(self, placement: Placement, day: int) -> dict[str, tuple[Board, ...]]:
-        """`_targets` without the boards of periods past their retention."""
-        targets = self._live_cache.get((placement, day))
+        """`_targets` without the boards of periods past their retention (for old days,
+        the `all` boards only: one entry per placement serves all of them)."""
+        live = self._live_days.get(day)
+        if live is None:
+            if len(self._live_days) > 100_000:
+                self._live_days.clear()
+            live = self._live_days[day] = tuple(
+                p.key for p in periods_of(day) if self._period_live(p)
+            )
+        targets = self._live_cache.get((placement, live))
         if targets is None:
-            live = {
-                metric: tuple(b for b in boards if self._live(b, parse_period(b.period)))
-                for metric, boards in self._targets(placement, day).items()
+            kept = {
+                metric: tuple(b for b in boards if b.period in live)
+                for metric, boards in board_targets(self.boards, placement, day).items()
             }
-            targets = _remember(self._live_cache, (placement, day), live)
+            targets = _remember(self._live_cache, (placement, live), kept)
         return targets
 
     async def credited(
@@ -316,6 +332,9 @@ class Leaderboards:
 
     def _live(self, board: Board, period: Period) -> bool:
         """Kept in Redis: not yet closed, or closed less than its retention ago."""
+        return self._period_live(period)
+
+    def _period_live(self, period: Period) -> bool:
         closes = self.closes_at(period)
         if closes is None:
             return True
@@ -672,11 +691,10 @@ class Leaderboards:
 
 
 _Targets = dict[str, tuple[Board, ...]]
+_K = TypeVar("_K")
 
 
-def _remember(
-    cache: dict[tuple[Placement, int], _Targets], key: tuple[Placement, int], targets: _Targets
-) -> _Targets:
+def _remember(cache: dict[_K, _Targets], key: _K, targets: _Targets) -> _Targets:
     if len(cache) > 100_000:
         cache.clear()
     cache[key] = targets
