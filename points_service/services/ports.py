@@ -77,6 +77,10 @@ class StateHistory(Protocol):
 
     def informant_ids(self) -> AsyncIterator[str]: ...
 
+    async def newcomers(self, ids: Sequence[str]) -> dict[str, Profile | None]:
+        """The profiles of those informants the ledger holds nothing of."""
+        ...
+
 
 class Ledger(Protocol):
     async def commit(self, writes: Sequence[Write]) -> list[WriteStatus]: ...

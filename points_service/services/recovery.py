@@ -85,9 +85,9 @@ class StateRecovery:
     async def unknown(self, ids: Sequence[str]) -> dict[str, Profile | None]:
         """The profiles of those informants that neither the ledger nor Redis knows of
         (no event, no balance, no state): their history can be judged from nothing."""
-        loaded = await self.load(ids)
-        held = await self._state.stored(ids)
-        return {i: loaded[i].profile for i in ids if not loaded[i].history and held[i] is None}
+        newcomers = await self._history.newcomers(ids)
+        held = await self._state.stored(list(newcomers))
+        return {i: profile for i, profile in newcomers.items() if held[i] is None}
 
     async def put_back(
         self,

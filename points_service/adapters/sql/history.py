@@ -2,10 +2,10 @@
 
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Select, or_, select, union
+from sqlalchemy import Select, or_, select, text, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from points_service.adapters.sql.profiles import PROFILE_COLUMNS, profile_of
@@ -33,6 +33,18 @@ async def _rows(
     return rows
 
 
+# Whether each informant has an event: one index probe each (LIMIT 1 in a lateral join),
+# whatever the planner's statistics say of a table an import is filling.
+_PG_ANY_EVENT: Final = text(
+    "SELECT t.informant_id FROM unnest(CAST(:ids AS text[])) AS i(id) CROSS JOIN LATERAL "
+    "(SELECT informant_id FROM events WHERE informant_id = i.id LIMIT 1) AS t"
+)
+_SQLITE_ANY_EVENT: Final = text(
+    "SELECT DISTINCT informant_id FROM events "
+    "WHERE informant_id IN (SELECT value FROM json_each(:ids))"
+)
+
+
 class SqlStateHistory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -44,6 +56,21 @@ class SqlStateHistory:
             totals = await self._totals(conn, ids)
             profiles = await self._profiles(conn, ids)
         return History(past, totals, profiles)
+
+    async def newcomers(self, ids: Sequence[str]) -> dict[str, Profile | None]:
+        """The profiles of those informants the ledger holds no event and no balance of
+        (index look-ups only, for a bulk import's every chunk)."""
+        async with self._engine.connect() as conn:
+            if self._engine.dialect.name == "postgresql":
+                ids_param: list[str] | str = list(ids)
+                query = _PG_ANY_EVENT
+            else:
+                ids_param = msgspec.json.encode(list(ids)).decode()
+                query = _SQLITE_ANY_EVENT
+            seen = {row.informant_id for row in await conn.execute(query, {"ids": ids_param})}
+            seen.update(await self._totals(conn, ids))
+            profiles = await self._profiles(conn, ids)
+        return {i: profiles.get(i) for i in ids if i not in seen}
 
     async def _past_events(
         self, conn: AsyncConnection, ids: Sequence[str], since: date, actions: Collection[str]
