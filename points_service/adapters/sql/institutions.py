@@ -4,9 +4,10 @@ aggregated from the daily rollups, never from the event log."""
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Integer, Select, and_, case, cast, distinct, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from points_service.adapters.sql.engine import for_aggregates
 from points_service.adapters.sql.ledger import upsert_for
 from points_service.adapters.sql.tables import informant_days, informants, institutions
 from points_service.domain.awards import Candidate
@@ -120,6 +121,9 @@ def _as_date(value: Any) -> date | None:
     return date.fromisoformat(str(value))  # SQLite hands back text from max()
 
 
+YEAR_BITS = 366  # a bit a day of the longest year
+
+
 class SqlAwardTotals:
     """Per-informant totals of one year, from the daily rollups, for the awards."""
 
@@ -127,33 +131,9 @@ class SqlAwardTotals:
         self._engine = engine
 
     async def candidates(self, first: date, last: date, province: str | None) -> list[Candidate]:
-        d = informant_days.c
-        i = informants.c
-        active = case((d.events > 0, d.day))
-        month = func.extract("month", case((d.events > 0, d.day)))
-        query = (
-            select(
-                d.informant_id,
-                i.name,
-                i.province,
-                i.registered_at,
-                i.certified,
-                i.status,
-                func.sum(d.points),
-                func.sum(d.shares),
-                func.sum(d.share_views),
-                func.sum(d.posts),
-                func.count(distinct(active)),
-                func.count(distinct(month)),
-            )
-            .select_from(informant_days.outerjoin(informants, i.informant_id == d.informant_id))
-            .where(d.day >= first, d.day <= last)
-            .group_by(d.informant_id, i.name, i.province, i.registered_at, i.certified, i.status)
-        )
-        if province is not None:
-            query = query.where(d.province == province)
         async with self._engine.connect() as conn:
-            rows = list(await conn.execute(query))
+            await for_aggregates(conn)
+            rows = list(await conn.execute(self._totals_query(conn, first, last, province)))
         return [
             Candidate(
                 informant_id=r[0],
@@ -178,6 +158,53 @@ class SqlAwardTotals:
             )
             for r in rows
         ]
+
+    @staticmethod
+    def _totals_query(
+        conn: AsyncConnection, first: date, last: date, province: str | None
+    ) -> Select[Any]:
+        """Per informant: points, shares, share views, posts, active days and months,
+        with the profile fields the awards need."""
+        d = informant_days.c
+        i = informants.c
+        if conn.dialect.name == "postgresql" and (last - first).days < YEAR_BITS:
+            # Distinct days and months as bits OR-ed together and counted: one hash
+            # aggregate over a sequential scan, where COUNT(DISTINCT) sorted all the rows
+            # (10,000,000 rollups: 15 s -> 5 s). A year has at most 366 days.
+            on = d.events > 0
+            day_bit = literal_column(f"B'1'::bit({YEAR_BITS})").op(">>")(d.day - first)
+            month_bit = literal_column("B'1'::bit(12)").op(">>")(
+                cast(func.extract("month", d.day), Integer) - 1
+            )
+            days = func.bit_count(func.bit_or(case((on, day_bit))))
+            months = func.bit_count(func.bit_or(case((on, month_bit))))
+        else:
+            days = func.count(distinct(case((d.events > 0, d.day))))
+            months = func.count(distinct(func.extract("month", case((d.events > 0, d.day)))))
+        where = [d.day >= first, d.day <= last]
+        if province is not None:
+            where.append(d.province == province)
+        totals = (
+            select(
+                d.informant_id.label("informant_id"),
+                func.sum(d.points).label("points"),
+                func.sum(d.shares).label("shares"),
+                func.sum(d.share_views).label("share_views"),
+                func.sum(d.posts).label("posts"),
+                days.label("days"),
+                months.label("months"),
+            )
+            .where(*where)
+            .group_by(d.informant_id)
+            .subquery()
+        )
+        t = totals.c
+        return select(
+            t.informant_id, i.name, i.province, i.registered_at, i.certified, i.status,
+            t.points, t.shares, t.share_views, t.posts, t.days, t.months,
+        ).select_from(
+            totals.outerjoin(informants, i.informant_id == t.informant_id)
+        )  # fmt: skip
 
     async def informants_by_province(self) -> dict[str, int]:
         i = informants.c
