@@ -32,6 +32,7 @@ from points_service.domain.engine import Decision, InformantState, decide
 from points_service.domain.ledger import CreditWrite, WriteStatus
 from points_service.domain.profiles import Profile
 from points_service.services.credit import Credits, Rejected, level_marks, outcome_of
+from points_service.services.errors import InvalidInput
 from points_service.services.imports import (
     Advance,
     ImportReport,
@@ -178,7 +179,11 @@ class BulkImports:
                 if isinstance(event, Rejected):
                     report.refused.append(Refused(number, event.status, event.field, event.message))
                     continue
-                plan = self._credits.plan_history(event, now)
+                try:
+                    plan = self._credits.plan_history(event, now)
+                except InvalidInput as exc:
+                    report.refused.append(Refused(number, 422, exc.field, exc.message))
+                    continue
                 first = recorded.get(event.event_id) or self._seen.get(event.event_id)
                 if first is not None and event.event_id not in state.decisions:
                     # Another informant's, in the ledger or earlier in this import.

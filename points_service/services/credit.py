@@ -185,17 +185,19 @@ class Credits:
         self._observer = observer or NullObserver()
 
     def _plan(self, event: Event, now: datetime, replaying: bool) -> EventPlan:
-        if not replaying:
-            try:
-                check_event(event, now)
-            except EventInvalid as exc:
-                raise InvalidInput(exc.field, exc.message) from None
+        # History too: a share without its content, or an event still to come, is refused
+        # with its field rather than judged.
+        try:
+            check_event(event, now)
+        except EventInvalid as exc:
+            raise InvalidInput(exc.field, exc.message) from None
         return plan_event(
             event, self._rules.current, self._calendar, now, self._grace, replaying=replaying
         )
 
     def plan_history(self, event: Event, now: datetime) -> EventPlan:
-        """A past event's plan, judged as if it arrived when it occurred (an import)."""
+        """A past event's plan, judged as if it arrived when it occurred (an import).
+        Raises InvalidInput (422) for an event that cannot be judged."""
         return self._plan(event, now, True)
 
     @property

@@ -136,6 +136,8 @@ async def test_bulk_import_records_what_the_credit_path_records(
         random.Random(1).shuffle(history)
         lines = [json.dumps(e) for e in history]
         lines[50:50] = ["{not json", json.dumps({**history[0], "action": "dance"})]
+        lines[60:60] = [json.dumps({**history[1], "event_id": "bare", "action": "share",
+                                    "content_id": None})]  # fmt: skip
         path = tmp_path / "events.jsonl"
         path.write_text("\n".join(lines) + "\n")
 
@@ -148,6 +150,7 @@ async def test_bulk_import_records_what_the_credit_path_records(
             summaries.append(done.stdout.strip())
             assert "line 51: 400" in done.stderr
             assert "line 52: 422 (action)" in done.stderr
+            assert "line 61: 422 (content_id)" in done.stderr  # a share needs its content
             assert done.stderr.count("409 (event_id)") == 2, done.stderr
         assert summaries[1].startswith(summaries[0] + ";"), summaries
         assert "duplicates 21," in summaries[0]  # the early twenty and the repeated line

@@ -311,3 +311,20 @@ async def test_an_event_id_taken_by_another_informant_leaves_no_trace(client: Cl
     # the share of c1 was not recorded for the second informant: it still pays
     own = await client.post("/v1/events", json=body(second, "share", content_id="c1"))
     assert (own.json()["points"], own.json()["lines"][0]["reason"]) == (2, "credited")
+
+
+async def test_a_batch_that_reuses_a_recorded_id_first_still_replays_the_owner(
+    client: Client,
+) -> None:
+    """Two items of one batch with an id the ledger holds: another informant's first
+    (refused), then the owner's retry (a replay). The retry was judged against the other
+    informant's body, not the ledger's, and refused too."""
+    owner, other = unique("u"), unique("u")
+    event = body(owner, "share", content_id="c1")
+    assert (await client.post("/v1/events", json=event)).json()["points"] == 2
+    r = await client.post("/v1/events/batch", json=[{**event, "informant_id": other}, event])
+    results = r.json()["results"]
+    assert [i["status"] for i in results] == [409, 200], results
+    assert results[0]["error"]["field"] == "event_id"
+    assert (results[1]["result"]["replayed"], results[1]["result"]["points"]) == (True, 2)
+    assert (await client.get(f"/v1/informants/{other}/points")).json()["balance"] == 0

@@ -173,18 +173,17 @@ class SqlLedger:
         inserted, known = await self._writer.write(list(unique.values()), now)
         result = []
         for w in credits:
-            first = unique[w.event.event_id]
-            if w is first and w.event.event_id in inserted:
+            event_id = w.event.event_id
+            first = unique[event_id]
+            if w is first and event_id in inserted:
                 result.append(WriteStatus.INSERTED)
-            elif w is first:
-                same = known.get(w.event.event_id) == w.decision.h
-                result.append(WriteStatus.EXISTING if same else WriteStatus.CONFLICT)
-            # A second write of one event id in the same batch is a replay of the first,
-            # or a conflict when its body differs.
-            elif w.decision.h != first.decision.h:
-                result.append(WriteStatus.CONFLICT)
-            else:
-                result.append(WriteStatus.EXISTING)
+                continue
+            # Otherwise the same event as the one the ledger holds now (a replay), or a
+            # conflict: the ledger's is this batch's first write of the id if that went
+            # in, else the one it held already (which the first write may not match).
+            held = first.decision.h if event_id in inserted else known.get(event_id)
+            same = held == w.decision.h
+            result.append(WriteStatus.EXISTING if same else WriteStatus.CONFLICT)
         return result
 
     async def _write_entries(
