@@ -2,7 +2,7 @@
 activity, sharing, dormant and reactivated informants, and the region's children ranked
 on each measure. Computed from the ledger's daily rollups and the profiles."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -25,6 +25,10 @@ class ReportFigures(Protocol):
     async def figures(
         self, where: tuple[str, str], first: date, last: date, start: datetime, end: datetime
     ) -> Figures: ...
+
+    async def figures_of(
+        self, codes: Sequence[str], first: date, last: date, start: datetime, end: datetime
+    ) -> dict[str, Figures]: ...
 
     async def children(self, code: str) -> list[str]: ...
 
@@ -97,11 +101,9 @@ class Reports:
                 "region", "a region code: six digits (640000, 640100, 640104)"
             ) from None
         figures = await self._figures.figures(("region", region), first, last, start, end)
-        children = {}
-        for child in await self._figures.children(region):
-            children[child] = await self._figures.figures(
-                ("region", child), first, last, start, end
-            )
+        children = await self._figures.figures_of(
+            await self._figures.children(region), first, last, start, end
+        )
         people = self._population.get(region)
         return MonthlyReport(
             view,
