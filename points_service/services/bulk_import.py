@@ -167,7 +167,7 @@ class BulkImports:
             for _, e in items
             if not isinstance(e, Rejected)
         ]
-        recorded = await self._ledger.known(ids)
+        recorded = {i: h for i, (h, _) in (await self._ledger.recorded(ids)).items()}
         now = self._clock()
         for informant_id, items in decoded.items():
             profile = unknown[informant_id]

@@ -328,6 +328,34 @@ class Credits:
             groups.setdefault(item.informant_id, []).append((position, item, plan))
         return groups
 
+    async def _answer_recorded(
+        self,
+        groups: dict[str, list[tuple[int, Event, EventPlan]]],
+        results: list[Credited | Rejected | None],
+    ) -> None:
+        """Answer from the ledger the items it holds already, before Redis judges any:
+        judged anew (Redis forgets a decision after the grace window, and it never saw
+        one made for another informant), an item the ledger then refuses would have
+        weighed on the caps and streak of its informant's later items in the batch."""
+        ids = [e.event_id for group in groups.values() for _, e, plan in group if not plan.dry]
+        recorded = await self._ledger.recorded(ids) if ids else {}
+        if not recorded:
+            return
+        for informant, group in list(groups.items()):
+            kept = []
+            for position, event, plan in group:
+                held = None if plan.dry else recorded.get(event.event_id)
+                if held is None:
+                    kept.append((position, event, plan))
+                elif held[0] != plan.h:
+                    results[position] = _rejected(_reused(event.event_id), event.event_id)
+                else:
+                    results[position] = Credited(event, _stored.decode(held[1]), True, self.levels)
+            if kept:
+                groups[informant] = kept
+            else:
+                del groups[informant]
+
     async def record_batch(
         self, items: Sequence[Event | Rejected], *, replaying: bool = False
     ) -> list[Credited | Rejected]:
@@ -339,6 +367,7 @@ class Credits:
         now = self._clock()
         results: list[Credited | Rejected | None] = [None] * len(items)
         groups = self._plan_batch(items, now, replaying, results)
+        await self._answer_recorded(groups, results)
         rate = self._rate(now, replaying)
         applied = await self._state.apply_groups(
             {informant: [p for _, _, p in group] for informant, group in groups.items()}, rate

@@ -91,8 +91,9 @@ class Ledger(Protocol):
         """`commit` for events and informants the ledger holds nothing of (faster)."""
         ...
 
-    async def known(self, event_ids: Sequence[str]) -> dict[str, str]:
-        """The body hash of each of these event ids the ledger holds."""
+    async def recorded(self, event_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """The body hash and the stored decision of each of these event ids the ledger
+        holds."""
         ...
 
     async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None: ...

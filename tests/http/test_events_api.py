@@ -328,3 +328,22 @@ async def test_a_batch_that_reuses_a_recorded_id_first_still_replays_the_owner(
     assert results[0]["error"]["field"] == "event_id"
     assert (results[1]["result"]["replayed"], results[1]["result"]["points"]) == (True, 2)
     assert (await client.get(f"/v1/informants/{other}/points")).json()["balance"] == 0
+
+
+async def test_a_refused_batch_item_does_not_weigh_on_its_informants_later_items(
+    client: Client,
+) -> None:
+    """An item with an id the ledger holds for another informant, then the same
+    informant's own share of the same content: the refused item must not make the share
+    a same-day duplicate (it used to be judged in Redis first, then taken back)."""
+    owner, other = unique("u"), unique("u")
+    taken = body(owner, "share", content_id="c1")
+    assert (await client.post("/v1/events", json=taken)).json()["points"] == 2
+    own = body(other, "share", content_id="c1")
+    r = await client.post("/v1/events/batch", json=[{**taken, "informant_id": other}, own])
+    results = r.json()["results"]
+    assert [i["status"] for i in results] == [409, 200], results
+    assert (results[1]["result"]["points"], results[1]["result"]["replayed"]) == (2, False)
+    assert (await client.get(f"/v1/informants/{other}/points")).json()["balance"] == 2
+    again = await client.post("/v1/events/batch", json=[own])
+    assert again.json()["results"][0]["result"]["replayed"] is True

@@ -53,9 +53,10 @@ def upsert_for(engine: AsyncEngine) -> Callable[[Table], postgresql.Insert | sql
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
-_PG_KNOWN = text("SELECT event_id, body_hash FROM events WHERE event_id = ANY(:ids)")
-_SQLITE_KNOWN = text(
-    "SELECT event_id, body_hash FROM events WHERE event_id IN (SELECT value FROM json_each(:ids))"
+_PG_RECORDED = text("SELECT event_id, body_hash, decision FROM events WHERE event_id = ANY(:ids)")
+_SQLITE_RECORDED = text(
+    "SELECT event_id, body_hash, decision FROM events"
+    " WHERE event_id IN (SELECT value FROM json_each(:ids))"
 )
 
 
@@ -320,20 +321,21 @@ class SqlLedger:
             placement=Placement(row.province, row.city, row.county, row.institution_id),
         )
 
-    async def known(self, event_ids: Sequence[str]) -> dict[str, str]:
-        """The body hash of each of these event ids the ledger holds."""
+    async def recorded(self, event_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """The body hash and the stored decision of each of these event ids the ledger
+        holds."""
         if not event_ids:
             return {}
         # One array (or JSON) parameter, not an IN list of thousands of bound values:
         # planning such a list took PostgreSQL seconds.
         if self._engine.dialect.name == "postgresql":
             ids: list[str] | str = list(event_ids)
-            query = _PG_KNOWN
+            query = _PG_RECORDED
         else:
-            query, ids = _SQLITE_KNOWN, msgspec.json.encode(list(event_ids)).decode()
+            query, ids = _SQLITE_RECORDED, msgspec.json.encode(list(event_ids)).decode()
         async with self._engine.connect() as conn:
             rows = await conn.execute(query, {"ids": ids})
-            return {row.event_id: row.body_hash for row in rows}
+            return {row.event_id: (row.body_hash, bytes(row.decision)) for row in rows}
 
     async def entry(self, kind: str, ref_id: str) -> LedgerEntry | None:
         query = select(ledger_entries).where(
