@@ -52,6 +52,17 @@ def generate(path: Path, events: int, informants: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _wal(url: str) -> tuple[int, int, int]:
+    """The server's WAL bytes, full-page images and checkpoints so far (cluster-wide)."""
+    out = subprocess.run(
+        ["psql", url, "-Atc", "SELECT w.wal_bytes::bigint, w.wal_fpi, "
+         "b.checkpoints_timed + b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    wal_bytes, fpi, checkpoints = (int(x) for x in out.split("|"))
+    return wal_bytes, fpi, checkpoints
+
+
 async def _profiles(url: str, informants: int) -> None:
     """The informants' profiles, straight into the database (as report_load.py)."""
     conn = await asyncpg.connect(url)
@@ -93,12 +104,14 @@ def main() -> int:
         subprocess.run([str(cl.SERVICE), "migrate"], env=env, check=True, timeout=120)
         asyncio.run(_profiles(url.replace("+asyncpg", ""), args.informants))
         cl._step("points-service import")
+        wal_before = _wal(url.replace("+asyncpg", ""))
         began = time.perf_counter()
         done = subprocess.run(
             [str(cl.SERVICE), "import", str(path), *(["--bulk"] if args.path == "bulk" else [])],
             env=env, capture_output=True, text=True, timeout=7200, check=False,
         )  # fmt: skip
         seconds = time.perf_counter() - began
+        wal_after = _wal(url.replace("+asyncpg", ""))
         timings = []
         if done.returncode == 0:
             cl._step("ANALYZE, then nominations and the monthly report on what came in")
@@ -135,6 +148,12 @@ def main() -> int:
             f"{TARGET:,} events/s | {'yes' if rate >= TARGET else '**no**'} |",
             "",
             f"Import summary: `{done.stdout.strip()}`",
+            "",
+            "PostgreSQL during the import (cluster-wide): "
+            f"{(wal_after[0] - wal_before[0]) / 2**30:,.1f} GiB of WAL "
+            f"({(wal_after[0] - wal_before[0]) / args.events:,.0f} bytes an event), "
+            f"{wal_after[1] - wal_before[1]:,} full-page images, "
+            f"{wal_after[2] - wal_before[2]:,} checkpoints.",
             "",
             "Then, on the imported ledger (after ANALYZE), through the service's own objects:",
             "",
