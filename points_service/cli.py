@@ -540,6 +540,8 @@ async def _import(settings: Settings, source: Path, show: int, bulk: bool) -> in
         f"read {report.read:,}, credited {report.credited:,} ({report.points:,} points), "
         f"duplicates {report.duplicates:,}, rejected {len(report.refused):,}"
     )
+    if report.dry_runs:
+        summary += f", dry runs {report.dry_runs:,} (judged, not recorded)"
     if isinstance(report, BulkReport):
         summary += (
             f"; informants known already (through the credit path) "

@@ -213,10 +213,11 @@ class BulkImports:
                 if replayed:
                     self._answer_again(number, event.event_id, decision.h == plan.h, report)
                     continue
+                if plan.dry:
+                    report.dry_runs += 1
+                    continue
                 report.credited += 1
                 report.points += decision.p
-                if plan.dry:
-                    continue
                 self._seen[event.event_id] = plan.h
                 chunk.writes.append(
                     CreditWrite(

@@ -48,6 +48,7 @@ class ImportReport:
     credited: int = 0  # recorded now (whatever they earned)
     points: int = 0
     duplicates: int = 0  # already recorded: nothing credited again
+    dry_runs: int = 0  # lines with `dry_run: true`: judged, not recorded
     refused: list[Refused] = field(default_factory=list)
 
 
@@ -152,6 +153,8 @@ class Imports:
                 if isinstance(result, Credited):
                     if result.replayed:
                         report.duplicates += 1
+                    elif result.dry_run:
+                        report.dry_runs += 1
                     else:
                         report.credited += 1
                         report.points += result.points

@@ -122,10 +122,9 @@ async def test_bulk_import_records_what_the_credit_path_records(
         # for different events (the later refused), a line twice (a duplicate), and two
         # lines that are not events at all.
         theirs = [e for e in history if e["informant_id"] == people[4]]
-        # (After their last event: the credit path judges a batch in Redis before the
-        # ledger refuses the id, so the refused event weighs on their later events in
-        # the same batch until it is taken back; the bulk path looks the ids up first.)
-        alone = datetime.fromisoformat(max(e["occurred_at"] for e in theirs)) + timedelta(minutes=5)
+        # (Before their later events: both paths look the ids up first, so the refused
+        # event never weighs on the caps or dedup of the ones after it.)
+        alone = datetime.fromisoformat(theirs[5]["occurred_at"]) + timedelta(minutes=1)
         history.append({"event_id": early[5]["event_id"], "informant_id": people[4],
                         "action": "browse", "content_id": "c1",
                         "occurred_at": alone.isoformat()})  # fmt: skip
@@ -138,6 +137,7 @@ async def test_bulk_import_records_what_the_credit_path_records(
         lines[50:50] = ["{not json", json.dumps({**history[0], "action": "dance"})]
         lines[60:60] = [json.dumps({**history[1], "event_id": "bare", "action": "share",
                                     "content_id": None})]  # fmt: skip
+        lines[70:70] = [json.dumps({**history[2], "event_id": "dry", "dry_run": True})]
         path = tmp_path / "events.jsonl"
         path.write_text("\n".join(lines) + "\n")
 
@@ -154,6 +154,7 @@ async def test_bulk_import_records_what_the_credit_path_records(
             assert done.stderr.count("409 (event_id)") == 2, done.stderr
         assert summaries[1].startswith(summaries[0] + ";"), summaries
         assert "duplicates 21," in summaries[0]  # the early twenty and the repeated line
+        assert summaries[0].endswith(", dry runs 1 (judged, not recorded)"), summaries
         assert summaries[1].endswith(
             "informants known already (through the credit path) 1, "
             "states put back from the ledger 0"
