@@ -10,6 +10,7 @@ events per second. Rewrites the "History import" section of bench/RESULTS.md.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,6 +65,42 @@ def _wal(url: str) -> tuple[int, int, int]:
     return wal_bytes, fpi, checkpoints
 
 
+# PostgreSQL's own advice for loading a database ("Populating a Database": a larger
+# max_wal_size), and compressed full-page images: reloadable settings, no restart. The
+# default max_wal_size (1 GB) forces a checkpoint every few hundred MB of WAL during a
+# big import, and each checkpoint makes the next write to every index page a full-page
+# image (8 kB) in the WAL.
+LOAD_SETTINGS = {"max_wal_size": "16GB", "checkpoint_timeout": "30min", "wal_compression": "lz4"}
+SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression")
+
+
+def _psql(url: str, sql: str) -> str:
+    done = subprocess.run(["psql", url, "-Atc", sql], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _server_settings(url: str) -> str:
+    return ", ".join(f"{name} {_psql(url, f'SHOW {name}')}" for name in SHOWN)
+
+
+@contextlib.contextmanager
+def _load_settings(url: str, wanted: bool) -> Iterator[None]:
+    """LOAD_SETTINGS for the run (ALTER SYSTEM, reloaded), reset afterwards."""
+    if not wanted:
+        yield
+        return
+    try:
+        for name, value in LOAD_SETTINGS.items():
+            _psql(url, f"ALTER SYSTEM SET {name} = '{value}'")
+        _psql(url, "SELECT pg_reload_conf()")
+        time.sleep(0.5)  # the postmaster's children pick the file up
+        yield
+    finally:
+        for name in LOAD_SETTINGS:
+            _psql(url, f"ALTER SYSTEM RESET {name}")
+        _psql(url, "SELECT pg_reload_conf()")
+
+
 async def _profiles(url: str, informants: int) -> None:
     """The informants' profiles, straight into the database (as report_load.py)."""
     conn = await asyncpg.connect(url)
@@ -81,6 +119,12 @@ def main() -> int:
         choices=("bulk", "credit"),
         default="bulk",
         help="`import --bulk` (judged in the import) or the credit path (judged in Redis)",
+    )
+    parser.add_argument(
+        "--load-settings",
+        action="store_true",
+        help="raise max_wal_size and compress full-page images for the run "
+        f"({', '.join(f'{k}={v}' for k, v in LOAD_SETTINGS.items())}; reset afterwards)",
     )
     args = parser.parse_args()
     cl.preflight(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0")
@@ -104,14 +148,17 @@ def main() -> int:
         subprocess.run([str(cl.SERVICE), "migrate"], env=env, check=True, timeout=120)
         asyncio.run(_profiles(url.replace("+asyncpg", ""), args.informants))
         cl._step("points-service import")
-        wal_before = _wal(url.replace("+asyncpg", ""))
-        began = time.perf_counter()
-        done = subprocess.run(
-            [str(cl.SERVICE), "import", str(path), *(["--bulk"] if args.path == "bulk" else [])],
-            env=env, capture_output=True, text=True, timeout=7200, check=False,
-        )  # fmt: skip
-        seconds = time.perf_counter() - began
-        wal_after = _wal(url.replace("+asyncpg", ""))
+        with _load_settings(url.replace("+asyncpg", ""), args.load_settings):
+            settings = _server_settings(url.replace("+asyncpg", ""))
+            wal_before = _wal(url.replace("+asyncpg", ""))
+            began = time.perf_counter()
+            bulk = ["--bulk"] if args.path == "bulk" else []
+            done = subprocess.run(
+                [str(cl.SERVICE), "import", str(path), *bulk],
+                env=env, capture_output=True, text=True, timeout=7200, check=False,
+            )  # fmt: skip
+            seconds = time.perf_counter() - began
+            wal_after = _wal(url.replace("+asyncpg", ""))
         timings = []
         if done.returncode == 0:
             cl._step("ANALYZE, then nominations and the monthly report on what came in")
@@ -123,7 +170,9 @@ def main() -> int:
         return 1
     rate = args.events / seconds
     how = "import --bulk" if args.path == "bulk" else "import (the credit path)"
-    title = f"## History import: {args.events:,} events, {how}"
+    title = f"## History import: {args.events:,} events, {how}" + (
+        ", PostgreSQL set for loading" if args.load_settings else ""
+    )
     text = "\n".join(
         [
             title,
@@ -137,6 +186,12 @@ def main() -> int:
                 "process; one chunk commits while the next is judged)"
                 if args.path == "bulk"
                 else "(batches of 1,000, 16 lanes by informant)"
+            ),
+            f"- PostgreSQL settings during the import: {settings}"
+            + (
+                " (`--load-settings`: set with ALTER SYSTEM for the run, reset afterwards)"
+                if args.load_settings
+                else " (as the server runs)"
             ),
             f"- {args.events:,} events of {args.informants:,} informants, each informant's "
             "spread over 2025 (sign-ins, browsing, shares, likes, posts), shuffled; profiles "
