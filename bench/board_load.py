@@ -74,10 +74,18 @@ def fill(client: redis.Redis, prefix: str, members: int) -> tuple[int, int]:
     return board_bytes, plain_bytes
 
 
-def wrk_get(url: str, path: str, members: int, connections: int, seconds: int) -> cl.Load:
+def wrk_get(
+    url: str, path: str, members: int, connections: int, seconds: int, rate: float = 0
+) -> cl.Load:
+    """As fast as wrk goes, or paced at about `rate` requests a second: each connection
+    waits a random gap after each answer (wrk's delay()), so latency counts from the send
+    and a stall is not charged to the requests queued behind it (unlike `paced_get`)."""
     threads = min(connections, len(os.sched_getaffinity(0)))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     argv += ["-s", str(cl.BENCH / "wrk_get.lua"), url, "--", path, str(members)]
+    if rate:
+        # A connection's cycle is its gap plus the answer's latency (about half a ms).
+        argv.append(f"{max(0.0, connections * 1000 / rate - 0.5):.3f}")
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=cl.WRK_ENV
     )
@@ -96,7 +104,12 @@ def wrk_get(url: str, path: str, members: int, connections: int, seconds: int) -
         p99_ms=data["p99_us"] / 1000,
         errors=cl.Counter(errors),
         samples=[data["sample"]] if data["sample"] else [],
-        note=f"wrk -t{threads} -c{connections}",
+        note=f"wrk -t{threads} -c{connections}"
+        + (
+            f", paced at {rate:,.0f}/s (random gaps per connection); latency from send"
+            if rate
+            else ""
+        ),
     )
 
 
@@ -124,6 +137,9 @@ def serve_env(
         "POINTS_API_KEYS": cl.BENCH_KEYS,
         "REDIS_URL": f"redis://{cl.HOST}:{cl.REDIS_PORT}/0",
         "POINTS_LOG_FORMAT": "json",
+        # The cached top page serves near the shipped per-key limit (10,000 requests a
+        # second) with one key: above it, so the limiter counts but never refuses.
+        "POINTS_RATE_PER_KEY": "1000000",
     }
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -166,6 +182,8 @@ def reads(args: argparse.Namespace, prefix: str, data_dir: Path) -> dict[str, cl
                 rate = max(1.0, loads[name].rate / 2)
                 cl._step(f"service: {name} paced at {rate:,.0f}/s")
                 loads[f"{name} half"] = paced_get(port, path, args.members, rate, seconds)
+                cl._step(f"service: {name} paced by wrk at {rate:,.0f}/s")
+                loads[f"{name} half wrk"] = wrk_get(url, path, args.members, 64, seconds, rate=rate)
                 service.check_alive()
     return loads
 
@@ -264,10 +282,13 @@ def report(
         ("bare", "bare `GET /bare` (ceiling)"),
         ("top", "top 100 `GET /v1/leaderboards/points`, no page cache"),
         ("top half", "top 100, no page cache, half rate"),
+        ("top half wrk", "top 100, no page cache, half rate, wrk"),
         ("top cached", "top 100, page cache 1 s (as shipped)"),
         ("top cached half", "top 100, page cache, half rate"),
+        ("top cached half wrk", "top 100, page cache, half rate, wrk"),
         ("rank", "rank and 5+5 neighbours `.../informants/{id}`"),
         ("rank half", "rank and neighbours, half rate"),
+        ("rank half wrk", "rank and neighbours, half rate, wrk"),
     ):
         load = loads[name]
         figure = f"{load.rate:,.0f} req/s"
@@ -278,10 +299,8 @@ def report(
     lines.append(_row("rebuild from PostgreSQL", f"{rows:,.0f} ledger rows/s", "", "", how))
     ratio_top = loads["top"].rate / loads["bare"].rate
     ratio_cached = loads["top cached"].rate / loads["bare"].rate
-    cached_p99 = loads["top cached half"].p99_ms
     ratio_rank = loads["rank"].rate / loads["bare"].rate
     memory_ratio = board_bytes / plain_bytes if plain_bytes else float("inf")
-    top_p99, rank_p99 = loads["top half"].p99_ms, loads["rank half"].p99_ms
 
     def met(ok: bool) -> str:
         return "yes" if ok else "**no**"
@@ -302,17 +321,25 @@ def report(
             met(ratio_cached >= TARGET_READ_RATIO),
         ),
         _row("rank >= 50% of bare GET", f"{ratio_rank:.1%}", met(ratio_rank >= TARGET_READ_RATIO)),
-        _row(
-            "top 100 p99 < 5 ms at half rate", _ms(top_p99), met(top_p99 < TARGET_HALF_RATE_P99_MS)
-        ),
-        _row(
-            "top 100 p99 < 5 ms at half rate, page cache",
-            _ms(cached_p99),
-            met(cached_p99 < TARGET_HALF_RATE_P99_MS),
-        ),
-        _row(
-            "rank p99 < 5 ms at half rate", _ms(rank_p99), met(rank_p99 < TARGET_HALF_RATE_P99_MS)
-        ),
+    ]
+    for key, label in (
+        ("top half", "top 100"),
+        ("top cached half", "top 100, page cache"),
+        ("rank half", "rank"),
+    ):
+        for suffix, how in (
+            ("", "paced open loop, from schedule"),
+            (" wrk", "wrk paced, from send"),
+        ):
+            p99 = loads[key + suffix].p99_ms
+            lines.append(
+                _row(
+                    f"{label} p99 < 5 ms at half rate ({how})",
+                    _ms(p99),
+                    met(p99 < TARGET_HALF_RATE_P99_MS),
+                )
+            )
+    lines += [
         _row("rebuild >= 100,000 rows/s", f"{rows:,.0f}", met(rows >= TARGET_REBUILD_ROWS)),
     ]
     failures = {n: dict(x.errors) for n, x in loads.items() if x.errors}

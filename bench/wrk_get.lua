@@ -1,7 +1,9 @@
 -- wrk script for bench/board_load.py: GETs, optionally with a random member id.
 --
--- wrk -s bench/wrk_get.lua URL -- PATH [MEMBERS]
+-- wrk -s bench/wrk_get.lua URL -- PATH [MEMBERS [GAP_MS]]
 --   PATH     the request path; "{id}" in it becomes m<random 1..MEMBERS>
+--   GAP_MS   paced: each connection waits a random 0..2*GAP_MS ms (mean GAP_MS) after
+--            an answer before its next request; latency counts from the send
 --
 -- done() prints one line, "BENCH {json}": requests, duration, latency percentiles
 -- (microseconds), socket errors and every non-2xx status with a sample body.
@@ -20,11 +22,16 @@ function setup(thread)
 end
 
 stats = { ok = 0 }
-local path, members
+local path, members, gap
 
 function init(args)
-  path, members = args[1], tonumber(args[2] or "0")
+  path, members, gap = args[1], tonumber(args[2] or "0"), tonumber(args[3] or "0")
   math.randomseed(os.time() * 1000 + tid)
+end
+
+-- Random gaps, so that the connections do not fall into step and arrive in bursts.
+function delay()
+  return math.random() * 2 * gap
 end
 
 function request()
