@@ -8,7 +8,9 @@
 2. Reads: `points-service serve` on that board (Redis at 127.0.0.1:6379, a fresh SQLite
    file) and the bare Litestar app (`bench/bare_app.py`, GET /bare) under the same uvicorn
    settings, loaded with wrk: the top 100, and an informant's rank with five neighbours
-   each side (a random member per request); then each paced at half its measured rate.
+   each side (a random member per request); then each paced at half its measured rate,
+   twice: open loop by a Python client (latency from each request's schedule) and by wrk
+   with random gaps per connection (latency from the send).
 3. Rebuild: `--events` events written straight into a fresh PostgreSQL ledger (seven a
    day for each of events/70 informants, over ten days, in five counties and 200
    institutions) with their daily rollups, then `points-service leaderboards rebuild` of

@@ -54,17 +54,6 @@ def generate(path: Path, events: int, informants: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _wal(url: str) -> tuple[int, int, int]:
-    """The server's WAL bytes, full-page images and checkpoints so far (cluster-wide)."""
-    out = subprocess.run(
-        ["psql", url, "-Atc", "SELECT w.wal_bytes::bigint, w.wal_fpi, "
-         "b.checkpoints_timed + b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    wal_bytes, fpi, checkpoints = (int(x) for x in out.split("|"))
-    return wal_bytes, fpi, checkpoints
-
-
 # PostgreSQL's own advice for loading a database ("Populating a Database": a larger
 # max_wal_size), and compressed full-page images: reloadable settings, no restart. The
 # default max_wal_size (1 GB) forces a checkpoint every few hundred MB of WAL during a
@@ -81,6 +70,17 @@ def _psql(url: str, sql: str) -> str:
 
 def _server_settings(url: str) -> str:
     return ", ".join(f"{name} {_psql(url, f'SHOW {name}')}" for name in SHOWN)
+
+
+def _wal(url: str) -> tuple[int, int, int]:
+    """The server's WAL bytes, full-page images and checkpoints so far (cluster-wide)."""
+    out = _psql(
+        url,
+        "SELECT w.wal_bytes::bigint, w.wal_fpi, b.checkpoints_timed + b.checkpoints_req "
+        "FROM pg_stat_wal w, pg_stat_bgwriter b",
+    )
+    wal_bytes, fpi, checkpoints = (int(x) for x in out.split("|"))
+    return wal_bytes, fpi, checkpoints
 
 
 @contextlib.contextmanager
@@ -146,11 +146,12 @@ def main() -> int:
             "POINTS_LOG_LEVEL": "WARNING",
         }
         subprocess.run([str(cl.SERVICE), "migrate"], env=env, check=True, timeout=120)
-        asyncio.run(_profiles(url.replace("+asyncpg", ""), args.informants))
+        plain = url.replace("+asyncpg", "")  # psql's and asyncpg's spelling
+        asyncio.run(_profiles(plain, args.informants))
         cl._step("points-service import")
-        with _load_settings(url.replace("+asyncpg", ""), args.load_settings):
-            settings = _server_settings(url.replace("+asyncpg", ""))
-            wal_before = _wal(url.replace("+asyncpg", ""))
+        with _load_settings(plain, args.load_settings):
+            settings = _server_settings(plain)
+            wal_before = _wal(plain)
             began = time.perf_counter()
             bulk = ["--bulk"] if args.path == "bulk" else []
             done = subprocess.run(
@@ -158,11 +159,11 @@ def main() -> int:
                 env=env, capture_output=True, text=True, timeout=7200, check=False,
             )  # fmt: skip
             seconds = time.perf_counter() - began
-            wal_after = _wal(url.replace("+asyncpg", ""))
+            wal_after = _wal(plain)
         timings = []
         if done.returncode == 0:
             cl._step("ANALYZE, then nominations and the monthly report on what came in")
-            subprocess.run(["psql", url.replace("+asyncpg", ""), "-qc", "ANALYZE"], check=True)
+            _psql(plain, "ANALYZE")
             timings = asyncio.run(rl.measure(env))
     cl.clear_redis(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0", prefix)
     if done.returncode != 0:
