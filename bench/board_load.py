@@ -85,11 +85,12 @@ def wrk_get(
     threads = min(connections, len(os.sched_getaffinity(0)))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     argv += ["-s", str(cl.BENCH / "wrk_get.lua"), url, "--", path, str(members)]
+    env = cl.WRK_ENV
     if rate:
         # A connection's cycle is its gap plus the answer's latency (about half a ms).
-        argv.append(f"{max(0.0, connections * 1000 / rate - 0.5):.3f}")
+        env = env | {"POINTS_BENCH_GAP_MS": f"{max(0.0, connections * 1000 / rate - 0.5):.3f}"}
     done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=cl.WRK_ENV
+        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=env
     )
     lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
     if done.returncode != 0 or not lines:

@@ -1,9 +1,11 @@
 -- wrk script for bench/board_load.py: GETs, optionally with a random member id.
 --
--- wrk -s bench/wrk_get.lua URL -- PATH [MEMBERS [GAP_MS]]
+-- wrk -s bench/wrk_get.lua URL -- PATH [MEMBERS]
 --   PATH     the request path; "{id}" in it becomes m<random 1..MEMBERS>
---   GAP_MS   paced: each connection waits a random 0..2*GAP_MS ms (mean GAP_MS) after
---            an answer before its next request; latency counts from the send
+-- POINTS_BENCH_GAP_MS in the environment paces it: each connection waits a random
+-- 0..2*GAP ms (mean GAP) after an answer before its next request; latency counts from
+-- the send. Unset, there is no delay() at all (wrk then sends each request at once,
+-- not through a timer).
 --
 -- done() prints one line, "BENCH {json}": requests, duration, latency percentiles
 -- (microseconds), socket errors and every non-2xx status with a sample body.
@@ -22,16 +24,20 @@ function setup(thread)
 end
 
 stats = { ok = 0 }
-local path, members, gap
+local path, members
 
 function init(args)
-  path, members, gap = args[1], tonumber(args[2] or "0"), tonumber(args[3] or "0")
+  path, members = args[1], tonumber(args[2] or "0")
   math.randomseed(os.time() * 1000 + tid)
 end
 
+-- wrk looks for delay() once, when it loads the script: define it only when pacing.
 -- Random gaps, so that the connections do not fall into step and arrive in bursts.
-function delay()
-  return math.random() * 2 * gap
+local gap = tonumber(os.getenv("POINTS_BENCH_GAP_MS") or "")
+if gap then
+  function delay()
+    return math.random() * 2 * gap
+  end
 end
 
 function request()
