@@ -37,6 +37,12 @@ DISPLAY_FIELDS = ("nm", "un", "pv", "ct", "co", "in")
 DISPLAY_NAMES = ("name", "unit_name", "province", "city", "county", "institution_id")
 
 
+def _display(row: Sequence[bytes | None]) -> dict[str, str]:
+    """One profile's display fields from its HMGET of DISPLAY_FIELDS (absent ones left
+    out)."""
+    return {name: v.decode() for name, v in zip(DISPLAY_NAMES, row, strict=True) if v}
+
+
 def board_key(prefix: str, board: Board) -> str:
     return f"{prefix}:lb{{{board.metric}|{board.scope}|{board.period}}}"
 
@@ -142,17 +148,19 @@ class RedisBoards:
 
     async def around(self, board: Board, informant_id: str, around: int) -> Around:
         """The member's standing, and the window of `around` members each side (padded
-        at the edges to 2 * around + 1)."""
-        reply = await self._scripts.call(
-            self._read, [self.key(board)], ["around", informant_id, around]
-        )
+        at the edges to 2 * around + 1). On one node the window's display fields come
+        in the same call."""
+        args: list[Any] = ["around", informant_id, around]
+        if not self._cluster:
+            args += [f"{self._prefix}:{{", *DISPLAY_FIELDS]
+        reply = await self._scripts.call(self._read, [self.key(board)], args)
         if len(reply) == 2:
             return Around(int(reply[0]), None, None)
-        members, _position, score, higher, start, flat, first = reply
+        members, _position, score, higher, start, flat, first, *profiles = reply
         standing = (-int(float(score)), int(higher))
-        return Around(
-            int(members), standing, Window(int(members), int(start), self._rows(flat), int(first))
-        )
+        display = [_display(row) for row in profiles[0]] if profiles else None
+        window = Window(int(members), int(start), self._rows(flat), int(first), display)
+        return Around(int(members), standing, window)
 
     async def scores(
         self, board: Board, ids: Sequence[str]
@@ -176,12 +184,7 @@ class RedisBoards:
                 rows = await pipe.execute()
         else:
             rows = await self._scripts.call(self._profiles, keys, DISPLAY_FIELDS)
-        return {
-            informant_id: {
-                name: v.decode() for name, v in zip(DISPLAY_NAMES, row, strict=True) if v
-            }
-            for informant_id, row in zip(ids, rows, strict=True)
-        }
+        return {informant_id: _display(row) for informant_id, row in zip(ids, rows, strict=True)}
 
     # --- rebuild -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal, NamedTuple, get_args
+from typing import Annotated, Any, Final, Literal, NamedTuple, get_args
 
 import msgspec
 
@@ -208,6 +208,8 @@ class Window:
     start: int
     rows: list[tuple[str, int]]  # (informant, score), best first, ties by id
     higher_than_first: int  # members with a strictly higher score than rows[0]
+    # Each row's display fields, when the store read them with the window; None: not read
+    display: list[dict[str, Any]] | None = None
 
     def ranks(self) -> list[int]:
         """Standard competition ranks (1, 2, 2, 4) of the rows."""

@@ -402,10 +402,15 @@ class Leaderboards:
     async def _entries(self, window: Window) -> list[Entry]:
         if not window.rows:
             return []
-        display = await self.display([i for i, _ in window.rows])
+        shown = window.display
+        if shown is None:
+            display = await self.display([i for i, _ in window.rows])
+            shown = [display.get(i, {}) for i, _ in window.rows]
         return [
-            Entry(rank, informant_id, score, display.get(informant_id, {}))
-            for rank, (informant_id, score) in zip(window.ranks(), window.rows, strict=True)
+            Entry(rank, informant_id, score, fields)
+            for rank, (informant_id, score), fields in zip(
+                window.ranks(), window.rows, shown, strict=True
+            )
         ]
 
     async def top(

@@ -145,6 +145,15 @@ async def test_ranks_ties_pages_neighbours_and_unranked(client: Client) -> None:
     assert standing["percentile"] == pytest.approx(33.33)
     # at the bottom edge the window is padded upwards: still three entries
     assert [n["informant_id"] for n in standing["neighbours"]] == [a, b, c]
+    # neighbours carry their profiles' display fields (on one node read with the window)
+    assert [n["name"] for n in standing["neighbours"]] == ["甲", "乙", "丙"]
+    assert {n["province"] for n in standing["neighbours"]} == {"640000"}
+    await profile(client, b, name="乙二", institution_id=inst, province="640000")
+    r = await client.get(
+        f"/v1/leaderboards/shares/informants/{c}",
+        params={"scope": scope, "period": "day", "around": 1},
+    )
+    assert [n["name"] for n in r.json()["neighbours"]] == ["甲", "乙二", "丙"]
     r = await client.get(
         f"/v1/leaderboards/shares/informants/{a}",
         params={"scope": scope, "period": "day", "around": 1},

@@ -1,11 +1,17 @@
 -- One read of one board (scores stored negated: see redis_boards.py), in one call.
 -- KEYS[1] the board. ARGV[1] the mode:
 --   "page", start, count        -> {members, {member, score, ...}, higher than the first}
---   "around", member, around    -> {members, position or false, score, higher, start,
---                                   {member, score, ...}, higher than the window's first}
+--   "around", member, around [, profile head, field...]
+--                               -> {members, position or false, score, higher, start,
+--                                   {member, score, ...}, higher than the window's first
+--                                   [, {{field value or false...} per window member}]}
 --   "ranks", member...          -> {members, {score or false, higher}...}
 -- "higher" counts members with a strictly higher score (a standard competition rank is
 -- that plus one).
+-- With a profile head, "around" also reads the display fields of each window member's
+-- profile hash (head .. member .. '}:p'), saving the caller a second round trip. Those
+-- keys are not declared: one Redis node only (on a cluster they are in other slots, and
+-- the adapter never passes a head there).
 local key, mode = KEYS[1], ARGV[1]
 local members = redis.call('ZCARD', key)
 
@@ -31,7 +37,13 @@ elseif mode == 'around' then
   local size = 2 * around + 1
   local start = math.max(0, math.min(position - around, members - size))
   local rows, first = window(start, size)
-  return {members, position, score, higher(score), start, rows, first}
+  local head = ARGV[4]
+  if not head then return {members, position, score, higher(score), start, rows, first} end
+  local fields, display = {unpack(ARGV, 5)}, {}
+  for i = 1, #rows, 2 do
+    display[#display + 1] = redis.call('HMGET', head .. rows[i] .. '}:p', unpack(fields))
+  end
+  return {members, position, score, higher(score), start, rows, first, display}
 end
 local out = {}
 for i = 2, #ARGV do
