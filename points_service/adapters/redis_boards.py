@@ -35,12 +35,21 @@ return score
 
 DISPLAY_FIELDS = ("nm", "un", "pv", "ct", "co", "in")
 DISPLAY_NAMES = ("name", "unit_name", "province", "city", "county", "institution_id")
+# field, name, field, name...: what board_read.lua reads and the names it gives them
+_FIELD_NAMES = tuple(x for pair in zip(DISPLAY_FIELDS, DISPLAY_NAMES, strict=True) for x in pair)
 
 
 def _display(row: Sequence[bytes | None]) -> dict[str, str]:
     """One profile's display fields from its HMGET of DISPLAY_FIELDS (absent ones left
-    out)."""
-    return {name: v.decode() for name, v in zip(DISPLAY_NAMES, row, strict=True) if v}
+    out). A loop, not a comprehension over a strict zip: this runs for every entry shown."""
+    shown = {}
+    for name, value in zip(DISPLAY_NAMES, row, strict=False):  # HMGET: one per field
+        if value:
+            shown[name] = value.decode()
+    return shown
+
+
+_decode_display = msgspec.json.Decoder(list[dict[str, str]]).decode
 
 
 def board_key(prefix: str, board: Board) -> str:
@@ -152,13 +161,13 @@ class RedisBoards:
         in the same call."""
         args: list[Any] = ["around", informant_id, around]
         if not self._cluster:
-            args += [f"{self._prefix}:{{", *DISPLAY_FIELDS]
+            args += [f"{self._prefix}:{{", *_FIELD_NAMES]
         reply = await self._scripts.call(self._read, [self.key(board)], args)
         if len(reply) == 2:
             return Around(int(reply[0]), None, None)
         members, _position, score, higher, start, flat, first, *profiles = reply
         standing = (-int(float(score)), int(higher))
-        display = [_display(row) for row in profiles[0]] if profiles else None
+        display = _decode_display(profiles[0]) if profiles else None
         window = Window(int(members), int(start), self._rows(flat), int(first), display)
         return Around(int(members), standing, window)
 

@@ -1,15 +1,17 @@
 -- One read of one board (scores stored negated: see redis_boards.py), in one call.
 -- KEYS[1] the board. ARGV[1] the mode:
 --   "page", start, count        -> {members, {member, score, ...}, higher than the first}
---   "around", member, around [, profile head, field...]
+--   "around", member, around [, profile head, field, name, field, name...]
 --                               -> {members, position or false, score, higher, start,
 --                                   {member, score, ...}, higher than the window's first
---                                   [, {{field value or false...} per window member}]}
+--                                   [, JSON: [{name: value...} per window member]]}
 --   "ranks", member...          -> {members, {score or false, higher}...}
 -- "higher" counts members with a strictly higher score (a standard competition rank is
 -- that plus one).
 -- With a profile head, "around" also reads the display fields of each window member's
--- profile hash (head .. member .. '}:p'), saving the caller a second round trip. Those
+-- profile hash (head .. member .. '}:p'), saving the caller a second round trip; they
+-- come as one JSON text (each field under its name; absent ones left out), which the
+-- caller decodes in one step. Those
 -- keys are not declared: one Redis node only (on a cluster they are in other slots, and
 -- the adapter never passes a head there).
 local key, mode = KEYS[1], ARGV[1]
@@ -39,11 +41,20 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local fields, display = {unpack(ARGV, 5)}, {}
-  for i = 1, #rows, 2 do
-    display[#display + 1] = redis.call('HMGET', head .. rows[i] .. '}:p', unpack(fields))
+  local fields, names = {}, {}
+  for i = 5, #ARGV, 2 do
+    fields[#fields + 1], names[#names + 1] = ARGV[i], ARGV[i + 1]
   end
-  return {members, position, score, higher(score), start, rows, first, display}
+  local display = {}
+  for i = 1, #rows, 2 do
+    local values = redis.call('HMGET', head .. rows[i] .. '}:p', unpack(fields))
+    local shown = {}
+    for f = 1, #fields do
+      if values[f] then shown[names[f]] = values[f] end
+    end
+    display[#display + 1] = shown
+  end
+  return {members, position, score, higher(score), start, rows, first, cjson.encode(display)}
 end
 local out = {}
 for i = 2, #ARGV do
