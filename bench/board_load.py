@@ -70,6 +70,9 @@ def fill(client: redis.Redis, prefix: str, members: int) -> tuple[int, int]:
                 f"{prefix}:{{{m}}}:p", mapping={"nm": f"name {m}", "un": "unit", "co": "640104"}
             )
         pipe.execute()
+    # The service's marker: this Redis holds its state. Without it the service's first
+    # start "recovers" from its ledger (empty here) and removes the board it is to serve.
+    client.set(f"{prefix}:marker", "bench")
     board_bytes = int(client.memory_usage(key, samples=0) or 0)
     plain_bytes = int(client.memory_usage(plain, samples=0) or 0)
     client.unlink(plain)
@@ -188,7 +191,20 @@ def reads(args: argparse.Namespace, prefix: str, data_dir: Path) -> dict[str, cl
                 cl._step(f"service: {name} paced by wrk at {rate:,.0f}/s")
                 loads[f"{name} half wrk"] = wrk_get(url, path, args.members, 64, seconds, rate=rate)
                 service.check_alive()
+        intact(prefix, args.members)
     return loads
+
+
+def intact(prefix: str, members: int) -> None:
+    """The reads were of the whole board: it still has every member (the service did not
+    take it for lost and rebuild it from its empty ledger)."""
+    client = redis.Redis(host=cl.HOST, port=cl.REDIS_PORT)
+    try:
+        found = int(client.zcard(board_key(prefix, BOARD)))
+    finally:
+        client.close()
+    if found != members:
+        raise SystemExit(f"the board has {found:,} members, not {members:,}: the reads were void")
 
 
 _REBUILD_SQL = """
