@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from points_service.adapters.redis_client import RedisClient, queued
-from points_service.adapters.redis_state import key_tag
+from points_service.adapters.redis_state import VIEW_FIELDS, key_tag
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.boards import Around, Board, BoardWrite, Window
 
@@ -34,7 +34,7 @@ return score
 """
 
 DISPLAY_FIELDS = ("nm", "un", "pv", "ct", "co", "in")
-DISPLAY_NAMES = ("name", "unit_name", "province", "city", "county", "institution_id")
+DISPLAY_NAMES = VIEW_FIELDS  # the profile's view (redis_state.profile_view) holds these
 # field, name, field, name...: what board_read.lua reads and the names it gives them
 _FIELD_NAMES = tuple(x for pair in zip(DISPLAY_FIELDS, DISPLAY_NAMES, strict=True) for x in pair)
 
@@ -50,6 +50,7 @@ def _display(row: Sequence[bytes | None]) -> dict[str, str]:
 
 
 _decode_display = msgspec.json.Decoder(list[dict[str, str]]).decode
+_decode_rows = msgspec.json.Decoder(list[tuple[str, int]]).decode
 
 
 def board_key(prefix: str, board: Board) -> str:
@@ -165,10 +166,12 @@ class RedisBoards:
         reply = await self._scripts.call(self._read, [self.key(board)], args)
         if len(reply) == 2:
             return Around(int(reply[0]), None, None)
-        members, _position, score, higher, start, flat, first, *profiles = reply
+        members, _position, score, higher, start, rows, first, *profiles = reply
         standing = (-int(float(score)), int(higher))
-        display = _decode_display(profiles[0]) if profiles else None
-        window = Window(int(members), int(start), self._rows(flat), int(first), display)
+        if profiles:  # one node: JSON texts
+            window = Window(members, start, _decode_rows(rows), first, _decode_display(profiles[0]))
+        else:
+            window = Window(members, start, self._rows(rows), first)
         return Around(int(members), standing, window)
 
     async def scores(
@@ -183,17 +186,18 @@ class RedisBoards:
     async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Display fields of each informant's profile: one script call on one node, one
         pipelined read on a cluster."""
-        keys = [f"{key_tag(self._prefix, i)}:p" for i in ids]
-        if not keys:
+        if not ids:
             return {}
+        tags = [key_tag(self._prefix, i) for i in ids]
         if self._cluster:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    await queued(pipe.hmget(key, *DISPLAY_FIELDS))
+                for tag in tags:
+                    await queued(pipe.hmget(f"{tag}:p", *DISPLAY_FIELDS))
                 rows = await pipe.execute()
-        else:
-            rows = await self._scripts.call(self._profiles, keys, DISPLAY_FIELDS)
-        return {informant_id: _display(row) for informant_id, row in zip(ids, rows, strict=True)}
+            return {i: _display(row) for i, row in zip(ids, rows, strict=True)}
+        keys = [f"{tag}:v" for tag in tags] + [f"{tag}:p" for tag in tags]
+        shown = _decode_display(await self._scripts.call(self._profiles, keys, _FIELD_NAMES))
+        return dict(zip(ids, shown, strict=True))
 
     # --- rebuild -------------------------------------------------------------------
 

@@ -111,16 +111,31 @@ def profile_fields(profile: Profile) -> list[str]:
     return [x for k, v in values.items() if v is not None for x in (k, v)]
 
 
+# Beside it, the same display fields as one JSON text (`{tag}:v`, the view): a page of a
+# board reads the views of all its entries with one MGET. Written with the hash by
+# set_profile; removed wherever the hash is rewritten otherwise (restore.lua). A hash
+# with no view (written before views existed) is read field by field instead.
+VIEW_FIELDS = ("name", "unit_name", "province", "city", "county", "institution_id")
+
+
+def profile_view(profile: Profile) -> bytes:
+    """The view: the display fields that are set, under their API names."""
+    shown = {name: getattr(profile, name) for name in VIEW_FIELDS}
+    return msgspec.json.encode({k: v for k, v in shown.items() if v is not None})
+
+
 def placement_of(values: Sequence[bytes | None]) -> tuple[Placement, bool]:
     """(placement, listed) from HMGET pv ct co in st."""
     province, city, county, institution, status = (v.decode() if v else None for v in values)
     return Placement(province, city, county, institution), status in (None, "active")
 
 
+# KEYS: the profile hash, its view (one slot). ARGV: the view, then field, value...
 _SET_PROFILE = """
 redis.call('DEL', KEYS[1])
-if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
-return #ARGV / 2
+redis.call('SET', KEYS[2], ARGV[1])
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+return (#ARGV - 1) / 2
 """
 
 
@@ -424,9 +439,10 @@ class RedisState:
     async def set_profile(self, informant_id: str, profile: Profile) -> None:
         """Replace the informant's profile hash: what apply.lua reads and what the
         leaderboards display."""
-        fields = profile_fields(profile)
+        tag = self._tag(informant_id)
+        args = [profile_view(profile), *profile_fields(profile)]
         # One script, so the credit path never reads a half-written profile.
-        await self._scripts.call(self._set_profile, [f"{self._tag(informant_id)}:p"], fields)
+        await self._scripts.call(self._set_profile, [f"{tag}:p", f"{tag}:v"], args)
 
     async def balance(self, informant_id: str) -> int:
         key = f"{self._tag(informant_id)}:s"

@@ -4,16 +4,19 @@
 --   "around", member, around [, profile head, field, name, field, name...]
 --                               -> {members, position or false, score, higher, start,
 --                                   {member, score, ...}, higher than the window's first
---                                   [, JSON: [{name: value...} per window member]]}
+--                                   (with a profile head: the window and the fields
+--                                   as JSON, below)}
 --   "ranks", member...          -> {members, {score or false, higher}...}
 -- "higher" counts members with a strictly higher score (a standard competition rank is
 -- that plus one).
--- With a profile head, "around" also reads the display fields of each window member's
--- profile hash (head .. member .. '}:p'), saving the caller a second round trip; they
--- come as one JSON text (each field under its name; absent ones left out), which the
--- caller decodes in one step. Those
--- keys are not declared: one Redis node only (on a cluster they are in other slots, and
--- the adapter never passes a head there).
+-- With a profile head, "around" also reads the display fields of each window member,
+-- saving the caller a second round trip: the profile views (head .. member .. '}:v', one
+-- MGET), and for a member without one its profile hash (head .. member .. '}:p'). Then
+-- the window and the display fields come as JSON texts, which the caller decodes in one
+-- step each: the window as [[member, score (not negated)]...], the fields as
+-- [{name: value...}...] (absent ones left out). Those keys are not declared: one Redis
+-- node only (on a cluster they are in other slots, and the adapter never passes a head
+-- there).
 local key, mode = KEYS[1], ARGV[1]
 local members = redis.call('ZCARD', key)
 
@@ -41,20 +44,28 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local fields, names = {}, {}
+  local fields, names, ids, views, placed = {}, {}, {}, {}, {}
   for i = 5, #ARGV, 2 do
     fields[#fields + 1], names[#names + 1] = ARGV[i], ARGV[i + 1]
   end
-  local display = {}
   for i = 1, #rows, 2 do
-    local values = redis.call('HMGET', head .. rows[i] .. '}:p', unpack(fields))
-    local shown = {}
-    for f = 1, #fields do
-      if values[f] then shown[names[f]] = values[f] end
-    end
-    display[#display + 1] = shown
+    ids[#ids + 1] = rows[i]
+    views[#views + 1] = head .. rows[i] .. '}:v'
+    placed[#placed + 1] = {rows[i], -tonumber(rows[i + 1])}
   end
-  return {members, position, score, higher(score), start, rows, first, cjson.encode(display)}
+  local display = redis.call('MGET', unpack(views))
+  for i, view in ipairs(display) do
+    if not view then  -- a profile written before views (or restored): its hash
+      local values = redis.call('HMGET', head .. ids[i] .. '}:p', unpack(fields))
+      local shown = {}
+      for f = 1, #fields do
+        if values[f] then shown[names[f]] = values[f] end
+      end
+      display[i] = cjson.encode(shown)
+    end
+  end
+  return {members, position, score, higher(score), start, cjson.encode(placed), first,
+          '[' .. table.concat(display, ',') .. ']'}
 end
 local out = {}
 for i = 2, #ARGV do

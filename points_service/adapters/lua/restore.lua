@@ -31,6 +31,9 @@ for _, d in ipairs(req.d or {}) do
 end
 if req.f or not profile_there then
   redis.call('DEL', KEYS[3])
+  -- its view ("...:v" beside "...:p", the same slot) would show the old fields: readers
+  -- fall back to the hash until set_profile writes the view again
+  redis.call('DEL', string.sub(KEYS[3], 1, -2) .. 'v')
   if req.p and #req.p > 0 then
     redis.call('HSET', KEYS[3], unpack(req.p))
   end
