@@ -294,7 +294,7 @@ def report(
         f"- Machine: nproc {os.cpu_count()}, {cl._cpu_model()}; Redis 7.0.15 on the same "
         "machine; servers: uvicorn, uvloop, httptools, 1 worker, access log on (service)",
         f"- Board: {members:,} members (`points`, scope `all`, period `all`), scores "
-        "1-200,000; each member has a profile hash (the display fields pages join)",
+        "1-200,000; each member has a profile hash and its view (the display fields pages join)",
         "",
         _row("measure", "figure", "p50", "p99", "how"),
         "|---|---|---|---|---|",
