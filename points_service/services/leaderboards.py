@@ -68,6 +68,15 @@ class PeriodView:
     next_reset: datetime | None
 
 
+class _Named(NamedTuple):
+    """A read's board, resolved from the request's names, with what every answer needs."""
+
+    board: Board
+    period: Period
+    view: PeriodView
+    closes: datetime | None  # when its standings are final (None: never)
+
+
 class Entry(NamedTuple):
     """One row shown (a tuple: a page builds a hundred of them per request)."""
 
@@ -199,6 +208,7 @@ class Leaderboards:
         self._clock = clock
         self._observer = observer or NullObserver()
         self._target_cache: dict[tuple[Placement, int], dict[str, tuple[Board, ...]]] = {}
+        self._named_cache: dict[tuple[str, str, str | None, int], _Named] = {}
         # By placement and the periods of a day that are live (see _live_targets).
         self._live_cache: dict[tuple[Placement, tuple[str, ...]], _Targets] = {}
         self._live_days: dict[int, tuple[str, ...]] = {}
@@ -368,6 +378,20 @@ class Leaderboards:
             )
         return Board(metric, scope_key, resolved.key), resolved
 
+    def _named(self, metric: str, scope: str, period: str | None) -> _Named:
+        """`resolve`, and the period's view and close, kept per day (reads name the same
+        few boards again and again; a bare period kind means another one tomorrow)."""
+        key = (metric, scope, period, self.today())
+        named = self._named_cache.get(key)
+        if named is None:
+            board, resolved = self.resolve(metric, scope, period)
+            if len(self._named_cache) > 10_000:
+                self._named_cache.clear()
+            named = self._named_cache[key] = _Named(
+                board, resolved, self.period_view(resolved), self.closes_at(resolved)
+            )
+        return named
+
     # --- reading ---------------------------------------------------------------------
 
     async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -417,11 +441,12 @@ class Leaderboards:
     async def top(
         self, metric: str, scope: str, period: str | None, limit: int, cursor: str | None
     ) -> Page:
-        board, resolved = self.resolve(metric, scope, period)
+        named = self._named(metric, scope, period)
+        board = named.board
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput("limit", f"limit must be between 1 and {MAX_LIMIT}")
         start = _cursor(cursor)
-        final = await self._final(board, resolved)
+        final = await self._final(named)
         if final is not None:
             members, ranked = final
             chosen = ranked[start : start + limit]
@@ -438,7 +463,7 @@ class Leaderboards:
         return Page(
             metric,
             board.scope,
-            self.period_view(resolved),
+            named.view,
             members,
             entries,
             str(after) if more else None,
@@ -448,11 +473,11 @@ class Leaderboards:
     async def standing(
         self, metric: str, scope: str, period: str | None, informant_id: str, around: int
     ) -> Standing:
-        board, resolved = self.resolve(metric, scope, period)
+        named = self._named(metric, scope, period)
+        board, view = named.board, named.view
         if not 0 <= around <= MAX_AROUND:
             raise InvalidInput("around", f"around must be between 0 and {MAX_AROUND}")
-        view = self.period_view(resolved)
-        final = await self._final(board, resolved)
+        final = await self._final(named)
         if final is not None:
             members, ranked = final
             position = next((n for n, (_, i, _) in enumerate(ranked) if i == informant_id), None)
@@ -492,12 +517,13 @@ class Leaderboards:
         )
 
     async def ranks(self, metric: str, scope: str, period: str | None, ids: list[str]) -> Ranks:
-        board, resolved = self.resolve(metric, scope, period)
+        named = self._named(metric, scope, period)
+        board = named.board
         if not ids or len(ids) > MAX_IDS:
             raise InvalidInput("ids", f"give between 1 and {MAX_IDS} informant ids")
         known: dict[str, Rank] = {}
         members = None
-        final = await self._final(board, resolved)
+        final = await self._final(named)
         if final is not None:
             members = final[0]
             wanted = set(ids)
@@ -509,17 +535,15 @@ class Leaderboards:
             for i, f in zip(rest, found, strict=True):
                 known[i] = Rank(i, None, 0) if f is None else Rank(i, f[1] + 1, f[0])
         ranks = [known[i] for i in ids]
-        return Ranks(metric, board.scope, self.period_view(resolved), members, ranks)
+        return Ranks(metric, board.scope, named.view, members, ranks)
 
     # --- closing periods -------------------------------------------------------------
 
-    async def _final(
-        self, board: Board, period: Period
-    ) -> tuple[int, list[tuple[int, str, int]]] | None:
-        closes = self.closes_at(period)
+    async def _final(self, named: _Named) -> tuple[int, list[tuple[int, str, int]]] | None:
+        closes = named.closes
         if self._standings is None or closes is None or self._clock() < closes:
             return None
-        return await self._standings.closed(board)
+        return await self._standings.closed(named.board)
 
     async def close_periods(self) -> CloseReport:
         """Write the final standings of every board whose period has closed (its end plus
