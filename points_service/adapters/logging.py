@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -115,6 +116,7 @@ def _serialize(event: dict[str, Any], **_: Any) -> bytes:
 # the same process, a test) then reaches every logger made before it.
 _PROCESSORS: list[Any] = []
 _LEVEL = {"min": logging.INFO}
+_JSON_LINES = {"on": True}
 _LEVELS = logging.getLevelNamesMapping()
 
 
@@ -136,6 +138,7 @@ def configure_logging(
     _informants.update(mode=informants, key=key)
     _LEVEL["min"] = _LEVELS.get(level.upper(), logging.INFO)
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _JSON_LINES["on"] = json_lines
     processors: list[Any] = [
         _at_level,
         structlog.contextvars.merge_contextvars,
@@ -154,3 +157,25 @@ def configure_logging(
         logger_factory=structlog.BytesLoggerFactory(cast(BinaryIO, _STDERR)),  # write, flush
         cache_logger_on_first_use=True,
     )
+
+
+_access = structlog.get_logger("points_service")
+
+
+def access_line(**fields: Any) -> None:
+    """The summary line of one request (event "request", level info). As JSON it is
+    built and encoded here in one step, with what structlog's processors would add (the
+    bound context, level, timestamp): it is written for every request, and the processor
+    chain cost a tenth of a leaderboard read. In console format it goes through
+    structlog."""
+    if not _JSON_LINES["on"]:
+        _access.info("request", **fields)
+        return
+    if _LEVEL["min"] > logging.INFO:
+        return
+    line = structlog.contextvars.get_contextvars()
+    line.update(fields)
+    line["event"] = "request"
+    line["level"] = "info"
+    line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    _STDERR.write(_encoder.encode(line) + b"\n")

@@ -22,7 +22,12 @@ from prometheus_client import CollectorRegistry
 
 from points_service import __version__
 from points_service.adapters.api_keys import first_run_admin_key, load_keys
-from points_service.adapters.logging import LOG_FIELDS, configure_logging, log_key
+from points_service.adapters.logging import (
+    LOG_FIELDS,
+    access_line,
+    configure_logging,
+    log_key,
+)
 from points_service.adapters.metrics import worker_exited
 from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
@@ -100,8 +105,7 @@ def _observe(app: Litestar, settings: Settings) -> Any:
                 if runtime is not None:
                     runtime.metrics.request_seconds(scope["method"], route, status, elapsed)
                 if settings.access_log:
-                    _log.info(
-                        "request",
+                    access_line(
                         method=scope["method"],
                         route=route,
                         status=status,

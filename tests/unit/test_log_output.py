@@ -1,13 +1,17 @@
-"""The log output holds the lines of one event-loop turn and writes them together."""
+"""The log output holds the lines of one event-loop turn and writes them together; the
+access line is built without the processor chain but says what a structlog line says."""
 
 import asyncio
+import json
 import os
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
+import structlog
 
-from points_service.adapters.logging import _TurnBuffered
+from points_service.adapters.logging import _TurnBuffered, access_line, configure_logging
 
 
 @pytest.fixture
@@ -85,3 +89,29 @@ def test_a_line_held_by_a_loop_that_stopped_goes_out_with_the_next_loop_or_at_ex
     _log_in_a_last_turn(out_at_exit, b"at exit\n")
     out_at_exit.release()  # what atexit does
     assert _drain(read) == b"at exit\n"
+
+
+def test_the_access_line_follows_the_level_and_carries_the_bound_context(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        configure_logging(level="WARNING", fmt="json")
+        access_line(method="GET", status=200)
+        assert capfd.readouterr().err == ""
+        configure_logging(level="INFO", fmt="json")
+        structlog.contextvars.bind_contextvars(request_id="r-1")
+        access_line(method="GET", status=200)
+        [line] = capfd.readouterr().err.splitlines()
+        found = json.loads(line)
+        stamp = found.pop("timestamp")
+        assert found == {
+            "request_id": "r-1",
+            "method": "GET",
+            "status": 200,
+            "event": "request",
+            "level": "info",
+        }
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+        configure_logging()
