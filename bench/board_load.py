@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import credit_load as cl
 
 from points_service.adapters.redis_boards import board_key
-from points_service.adapters.redis_state import profile_view
+from points_service.adapters.redis_state import profile_fields, profile_view
 from points_service.domain.boards import Board
 from points_service.domain.profiles import Profile
 
@@ -69,11 +69,12 @@ def fill(client: redis.Redis, prefix: str, members: int) -> tuple[int, int]:
         pipe.zadd(plain, scores)
         for m in scores:
             # as the service's set_profile writes them: the hash and its view
+            profile = Profile(name=f"name {m}", unit_name="unit", county="640104")
+            fields = profile_fields(profile)
             pipe.hset(
-                f"{prefix}:{{{m}}}:p", mapping={"nm": f"name {m}", "un": "unit", "co": "640104"}
+                f"{prefix}:{{{m}}}:p", mapping=dict(zip(fields[::2], fields[1::2], strict=True))
             )
-            view = Profile(name=f"name {m}", unit_name="unit", county="640104")
-            pipe.set(f"{prefix}:{{{m}}}:v", profile_view(view))
+            pipe.set(f"{prefix}:{{{m}}}:v", profile_view(profile))
         pipe.execute()
     # The service's marker: this Redis holds its state. Without it the service's first
     # start "recovers" from its ledger (empty here) and removes the board it is to serve.

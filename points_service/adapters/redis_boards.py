@@ -93,7 +93,6 @@ class RedisBoards:
         self._replace = self._scripts.register(_LUA.joinpath("board_replace.lua").read_text())
         self._keys: dict[Board, str] = {}
         self._read = self._scripts.register(_LUA.joinpath("board_read.lua").read_text())
-        self._profiles = self._scripts.register(_LUA.joinpath("profiles_read.lua").read_text())
 
     def key(self, board: Board) -> str:
         key = self._keys.get(board)
@@ -165,14 +164,15 @@ class RedisBoards:
             args += [f"{self._prefix}:{{", *_FIELD_NAMES]
         reply = await self._scripts.call(self._read, [self.key(board)], args)
         if len(reply) == 2:
-            return Around(int(reply[0]), None, None)
+            return Around(reply[0], None, None)
+        # Lua numbers come back as integers; the score is a string (a double in Redis)
         members, _position, score, higher, start, rows, first, *profiles = reply
-        standing = (-int(float(score)), int(higher))
+        standing = (-int(float(score)), higher)
         if profiles:  # one node: JSON texts
             window = Window(members, start, _decode_rows(rows), first, _decode_display(profiles[0]))
         else:
             window = Window(members, start, self._rows(rows), first)
-        return Around(int(members), standing, window)
+        return Around(members, standing, window)
 
     async def scores(
         self, board: Board, ids: Sequence[str]
@@ -196,8 +196,8 @@ class RedisBoards:
                 rows = await pipe.execute()
             return {i: _display(row) for i, row in zip(ids, rows, strict=True)}
         keys = [f"{tag}:v" for tag in tags] + [f"{tag}:p" for tag in tags]
-        shown = _decode_display(await self._scripts.call(self._profiles, keys, _FIELD_NAMES))
-        return dict(zip(ids, shown, strict=True))
+        shown = await self._scripts.call(self._read, keys, ["display", *_FIELD_NAMES])
+        return dict(zip(ids, _decode_display(shown), strict=True))
 
     # --- rebuild -------------------------------------------------------------------
 

@@ -7,17 +7,45 @@
 --                                   (with a profile head: the window and the fields
 --                                   as JSON, below)}
 --   "ranks", member...          -> {members, {score or false, higher}...}
+--   "display", field, name, field, name...   with KEYS the n profile views, then the n
+--                                   profile hashes (no board)  -> the fields as JSON
 -- "higher" counts members with a strictly higher score (a standard competition rank is
 -- that plus one).
--- With a profile head, "around" also reads the display fields of each window member,
--- saving the caller a second round trip: the profile views (head .. member .. '}:v', one
--- MGET), and for a member without one its profile hash (head .. member .. '}:p'). Then
--- the window and the display fields come as JSON texts, which the caller decodes in one
--- step each: the window as [[member, score (not negated)]...], the fields as
--- [{name: value...}...] (absent ones left out). Those keys are not declared: one Redis
--- node only (on a cluster they are in other slots, and the adapter never passes a head
--- there).
-local key, mode = KEYS[1], ARGV[1]
+-- Display fields (`shown`): each informant's profile view as it is (one MGET), or for one
+-- without a view (written before views, or restored) the named fields of its hash; one
+-- JSON text, [{name: value...}...] (absent fields left out). One Redis node only: the
+-- keys are in many slots (on a cluster the adapter pipelines HMGETs instead).
+-- With a profile head, "around" also reads the display fields of each window member
+-- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
+-- never passes a head on a cluster), saving the caller a second round trip; the window
+-- then comes as JSON too, [[member, score (not negated)]...].
+local mode = ARGV[1]
+
+local function shown(views, hashes, from)
+  local fields, names = {}, {}
+  for i = from, #ARGV, 2 do
+    fields[#fields + 1], names[#names + 1] = ARGV[i], ARGV[i + 1]
+  end
+  local found = redis.call('MGET', unpack(views))
+  for i, view in ipairs(found) do
+    if not view then
+      local values = redis.call('HMGET', hashes[i], unpack(fields))
+      local one = {}
+      for f = 1, #fields do
+        if values[f] then one[names[f]] = values[f] end
+      end
+      found[i] = cjson.encode(one)
+    end
+  end
+  return '[' .. table.concat(found, ',') .. ']'
+end
+
+if mode == 'display' then
+  local n = #KEYS / 2
+  return shown({unpack(KEYS, 1, n)}, {unpack(KEYS, n + 1)}, 2)
+end
+
+local key = KEYS[1]
 local members = redis.call('ZCARD', key)
 
 local function higher(score)
@@ -44,28 +72,14 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local fields, names, ids, views, placed = {}, {}, {}, {}, {}
-  for i = 5, #ARGV, 2 do
-    fields[#fields + 1], names[#names + 1] = ARGV[i], ARGV[i + 1]
-  end
+  local views, hashes, placed = {}, {}, {}
   for i = 1, #rows, 2 do
-    ids[#ids + 1] = rows[i]
     views[#views + 1] = head .. rows[i] .. '}:v'
+    hashes[#hashes + 1] = head .. rows[i] .. '}:p'
     placed[#placed + 1] = {rows[i], -tonumber(rows[i + 1])}
   end
-  local display = redis.call('MGET', unpack(views))
-  for i, view in ipairs(display) do
-    if not view then  -- a profile written before views (or restored): its hash
-      local values = redis.call('HMGET', head .. ids[i] .. '}:p', unpack(fields))
-      local shown = {}
-      for f = 1, #fields do
-        if values[f] then shown[names[f]] = values[f] end
-      end
-      display[i] = cjson.encode(shown)
-    end
-  end
   return {members, position, score, higher(score), start, cjson.encode(placed), first,
-          '[' .. table.concat(display, ',') .. ']'}
+          shown(views, hashes, 5)}
 end
 local out = {}
 for i = 2, #ARGV do
