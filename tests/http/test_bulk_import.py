@@ -14,12 +14,14 @@ from sqlalchemy import select
 
 from points_service.adapters.sql.engine import create_engine, database_url
 from points_service.adapters.sql.tables import balances, events, informant_days, ledger_entries
+from points_service.domain.calendar import Calendar
 from points_service.settings import Settings
 from tests.conftest import AUTH, own_database, unique
 from tests.http.server import ServerProcess
 from tests.http.test_import import cli
 
 PLACES = [("640100", "640104"), ("640100", "640105"), ("640200", "640202")]
+CALENDAR = Calendar.named("Asia/Shanghai")
 ACTIONS = ["sign_in", "login", "browse", "share", "share", "post", "like", "share_view"]
 
 
@@ -27,7 +29,10 @@ def generated(tag: str, people: list[str], days: int) -> list[dict[str, Any]]:
     """Up to a dozen events a day each over the last `days` days (today's morning too):
     repeated content, streaks and their breaks, share views of others' shares."""
     rng = random.Random(tag)
-    today = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0)
+    # Today's events fall between the programme day's start and now, whatever the hour
+    # (a fixed hour of the day would be still to come just after midnight).
+    now = datetime.now(UTC)
+    today = max(_day_start(now), now - timedelta(minutes=20))
     out: list[dict[str, Any]] = []
     for who in people:
         for back in range(days, -1, -1):
@@ -39,7 +44,7 @@ def generated(tag: str, people: list[str], days: int) -> list[dict[str, Any]]:
                     "event_id": f"{who}-{back}-{k}",
                     "informant_id": who,
                     "action": action,
-                    "occurred_at": (today - timedelta(days=back, minutes=-k)).isoformat(),
+                    "occurred_at": (today - timedelta(days=back, seconds=-k)).isoformat(),
                 }
                 if action in ("browse", "share", "post", "like"):
                     event["content_id"] = f"c{rng.randint(1, 15)}"
@@ -124,11 +129,11 @@ async def test_bulk_import_records_what_the_credit_path_records(
         theirs = [e for e in history if e["informant_id"] == people[4]]
         # (Before their later events: both paths look the ids up first, so the refused
         # event never weighs on the caps or dedup of the ones after it.)
-        alone = datetime.fromisoformat(theirs[5]["occurred_at"]) + timedelta(minutes=1)
+        alone = datetime.fromisoformat(theirs[5]["occurred_at"]) + timedelta(milliseconds=500)
         history.append({"event_id": early[5]["event_id"], "informant_id": people[4],
                         "action": "browse", "content_id": "c1",
                         "occurred_at": alone.isoformat()})  # fmt: skip
-        later = datetime.fromisoformat(theirs[9]["occurred_at"]) + timedelta(seconds=1)
+        later = datetime.fromisoformat(theirs[9]["occurred_at"]) + timedelta(milliseconds=500)
         history.append({**theirs[9], "event_id": theirs[3]["event_id"],
                         "occurred_at": later.isoformat()})  # fmt: skip
         history.append(dict(theirs[7]))
@@ -185,8 +190,13 @@ async def test_bulk_import_records_what_the_credit_path_records(
         assert answers(a, tmp_path / "a.log", sent) == answers(b, tmp_path / "b.log", sent)
 
 
+def _day_start(moment: datetime) -> datetime:
+    """The start of the programme day (Asia/Shanghai) holding `moment`, in UTC."""
+    return CALENDAR.day_start(CALENDAR.day_of(moment)).astimezone(UTC)
+
+
 def _today() -> str:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+    return _day_start(datetime.now(UTC)).isoformat()
 
 
 def _now() -> str:
