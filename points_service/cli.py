@@ -37,7 +37,12 @@ from points_service.domain.state import StoredState
 from points_service.runtime import Runtime, utc_now
 from points_service.services.bulk_import import BulkImports, BulkReport
 from points_service.services.errors import Conflict, InvalidInput, NotFound
-from points_service.services.imports import ImportReport, Imports, ProfileImport
+from points_service.services.imports import (
+    ImportReport,
+    Imports,
+    ProfileImport,
+    collector_paused,
+)
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings, SettingsError, load_settings
 from points_service.spreadsheets import Cell, nominations_table, report_table, to_csv, to_xlsx
@@ -485,7 +490,8 @@ async def _copy_ledger(settings: Settings, target_url: str) -> int:
 
 def _read_lines(source: Path) -> list[tuple[int, bytes]]:
     data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
-    return list(enumerate(data.splitlines(), start=1))
+    with collector_paused():
+        return list(enumerate(data.splitlines(), start=1))
 
 
 class _Progress:

@@ -39,8 +39,8 @@ from points_service.services.imports import (
     ImportReport,
     Imports,
     Refused,
+    by_informant,
     decode_line,
-    in_time_order,
 )
 from points_service.services.ports import Ledger
 from points_service.services.recovery import StateRecovery
@@ -105,9 +105,7 @@ class BulkImports:
         progress: Callable[[int, int], None] | None = None,
     ) -> BulkReport:
         report = BulkReport()
-        people: dict[str, list[tuple[int, bytes]]] = {}
-        for number, raw, informant_id in in_time_order(lines, report):
-            people.setdefault(informant_id, []).append((number, raw))
+        people = by_informant(lines, report)
         # Millions of lines and their tuples live until the end, and each chunk's objects
         # for as long as it takes: the collector's passes over them were a quarter of the
         # import's time. It runs on the young generations once a chunk has landed instead.
