@@ -734,7 +734,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The data dir's key when there is one; a check needs no data dir made.
             log_key(settings.data_dir, settings.log_salt) if settings.data_dir.exists() else b"",
         )
-    return _COMMANDS[args.command](settings, args)
+    return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return _COMMANDS[args.command](settings, args)
+    except RuleSetInvalid as exc:
+        # The rule or board files a command starts the service's objects with (from
+        # POINTS_RULES_DIR / POINTS_LEADERBOARDS_DIR, relative to where it runs).
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
 
 
 def _migrate_command(settings: Settings, _args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -118,3 +119,17 @@ def test_a_year_of_history_comes_in_once_and_in_order(
             assert {e.get("name") for e in board["entries"]} == {f"信息员{n}" for n in range(3)}
     finally:
         server.stop()
+
+
+def test_a_command_without_its_board_files_says_so(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    """Run from elsewhere than the project (the directories are relative), a command
+    names the missing directory and exits 2; no traceback."""
+    missing = tmp_path / "no-boards"
+    (tmp_path / "one.jsonl").write_text("")
+    for args in (("import", str(tmp_path / "one.jsonl")), ("reports", "export")):
+        done = cli(replace(isolated_settings, leaderboards_dir=missing), *args)
+        assert done.returncode == 2, done.stderr
+        assert f"error: {missing}: not a directory" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
