@@ -262,9 +262,12 @@ class RedisState:
     ) -> tuple[Script, list[str], list[bytes]]:
         tag = self._tag(informant_id)
         state = restored.state
-        keys = [f"{tag}:s", f"{tag}:x", f"{tag}:p", *(f"{tag}:d:{d}" for d in restored.days)]
+        keys = [
+            f"{tag}:s", f"{tag}:x", f"{tag}:p", f"{tag}:v",
+            *(f"{tag}:d:{d}" for d in restored.days),
+        ]  # fmt: skip
         days = [
-            [4 + n, [x for k, v in sorted(state.days[day].items()) for x in (k, v)]]
+            [5 + n, [x for k, v in sorted(state.days[day].items()) for x in (k, v)]]
             for n, day in enumerate(restored.days)
             if state.days.get(day)
         ]

@@ -13,7 +13,9 @@ from points_service.adapters.redis_client import connect
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.script_pipeline import ScriptPipeline
 from points_service.domain.boards import Board
+from points_service.domain.engine import InformantState
 from points_service.domain.profiles import Profile
+from points_service.domain.recovery import Restored
 from tests.conftest import REDIS_URL
 
 BOARD = Board("points", "all", "all")
@@ -68,3 +70,15 @@ async def test_views_and_hashes_show_the_same_fields(
     await state.set_profile("a", Profile(name="甲二"))
     assert await client.exists(f"{prefix}:{{a}}:v") == 1
     assert (await boards.display(["a"]))["a"] == {"name": "甲二"}
+
+    # A forced restore rewrites the hash from the ledger's profile and drops the view
+    # (a key the script is given, beside the hash, in the same slot): the restored
+    # fields are what is shown, and the day hashes after it in KEYS are written.
+    day = 740_000
+    kept = InformantState(balance=7, earned=7, days={day: {"n:login": 1}})
+    restored = Restored(kept, Profile(name="甲三", county="640105"), True, range(day, day + 1))
+    assert await state.restore({"a": restored}, force=True) == ["a"]
+    assert await client.exists(f"{prefix}:{{a}}:v") == 0
+    assert (await boards.display(["a"]))["a"] == {"name": "甲三", "county": "640105"}
+    assert await client.hgetall(f"{prefix}:{{a}}:d:{day}") == {b"n:login": b"1"}
+    assert await client.hget(f"{prefix}:{{a}}:s", "b") == b"7"

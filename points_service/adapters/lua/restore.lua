@@ -1,6 +1,7 @@
 -- Put one informant's state back from the ledger (after Redis lost it), atomically.
--- KEYS[1] state hash, KEYS[2] for-ever dedup set, KEYS[3] profile hash, KEYS[4..] the
---         day hashes of every day the grace window still reaches
+-- KEYS[1] state hash, KEYS[2] for-ever dedup set, KEYS[3] profile hash, KEYS[4] its view
+--         (the display fields as one JSON text), KEYS[5..] the day hashes of every day
+--         the grace window still reaches
 -- ARGV[1] JSON {"b": balance, "e": earned, "sk": streak, "sd": streak day,
 --               "x": [for-ever dedup members], "d": [[KEYS index, [field, value, ...]]],
 --               "t": day-key ttl seconds, "p": [profile field, value, ...] (absent: no
@@ -14,8 +15,8 @@ if not req.f and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local profile_there = redis.call('EXISTS', KEYS[3]) == 1
 redis.call('DEL', unpack(KEYS, 1, 2))
-if #KEYS > 3 then
-  redis.call('DEL', unpack(KEYS, 4, #KEYS))
+if #KEYS > 4 then
+  redis.call('DEL', unpack(KEYS, 5, #KEYS))
 end
 redis.call('HSET', KEYS[1], 'b', req.b, 'e', req.e, 'sk', req.sk, 'sd', req.sd)
 local members = req.x or {}
@@ -30,10 +31,9 @@ for _, d in ipairs(req.d or {}) do
   redis.call('EXPIRE', KEYS[d[1]], req.t)
 end
 if req.f or not profile_there then
-  redis.call('DEL', KEYS[3])
-  -- its view ("...:v" beside "...:p", the same slot) would show the old fields: readers
-  -- fall back to the hash until set_profile writes the view again
-  redis.call('DEL', string.sub(KEYS[3], 1, -2) .. 'v')
+  -- the view would show the old fields: readers fall back to the hash until
+  -- set_profile writes the view again
+  redis.call('DEL', KEYS[3], KEYS[4])
   if req.p and #req.p > 0 then
     redis.call('HSET', KEYS[3], unpack(req.p))
   end
