@@ -40,6 +40,7 @@ from points_service.services.imports import (
     Imports,
     Refused,
     by_informant,
+    collector_paused,
     decode_line,
 )
 from points_service.services.ports import Ledger
@@ -109,15 +110,12 @@ class BulkImports:
         # Millions of lines and their tuples live until the end, and each chunk's objects
         # for as long as it takes: the collector's passes over them were a quarter of the
         # import's time. It runs on the young generations once a chunk has landed instead.
-        gc.freeze()
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            await self._chunks(people, report, progress)
-        finally:
-            gc.unfreeze()
-            if collecting:
-                gc.enable()
+        with collector_paused():
+            gc.freeze()
+            try:
+                await self._chunks(people, report, progress)
+            finally:
+                gc.unfreeze()
         report.refused.sort(key=lambda r: r.line)
         return report
 

@@ -75,10 +75,7 @@ def in_time_order(
     """(line number, line, informant id) of the readable lines in `occurred_at` order
     (ties keep file order); a line that is not even an event with a time is refused."""
     with collector_paused():
-        keyed = _timed(lines, report)
-        # Stable, and `keyed` is in file order: ties keep it. A float key sorts several
-        # times faster than a (time, line number) tuple.
-        keyed.sort(key=itemgetter(0))
+        keyed = _sorted(lines, report)
         return [(number, raw, informant_id) for _, number, raw, informant_id in keyed]
 
 
@@ -89,9 +86,7 @@ def by_informant(
     time order, informants in the order of their first line."""
     people: dict[str, list[tuple[int, bytes]]] = {}
     with collector_paused():
-        keyed = _timed(lines, report)
-        keyed.sort(key=itemgetter(0))
-        for _, number, raw, informant_id in keyed:
+        for _, number, raw, informant_id in _sorted(lines, report):
             person = people.get(informant_id)
             if person is None:
                 people[informant_id] = person = []
@@ -99,9 +94,11 @@ def by_informant(
     return people
 
 
-def _timed(
+def _sorted(
     lines: Iterable[tuple[int, bytes]], report: ImportReport
 ) -> list[tuple[float, int, bytes, str]]:
+    """(time, line number, line, informant id) of the readable lines, in time order;
+    the others refused."""
     keyed = []
     for number, raw in lines:
         if not raw.strip():
@@ -120,6 +117,9 @@ def _timed(
             )
             continue
         keyed.append((when.timestamp(), number, raw, head.informant_id))
+    # Stable, and `keyed` is in file order: ties keep it. A float key sorts several
+    # times faster than a (time, line number) tuple.
+    keyed.sort(key=itemgetter(0))
     return keyed
 
 
