@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import gc
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from points_service import __version__
 from points_service.adapters.api_keys import first_run_admin_key, load_keys
+from points_service.adapters.collector import settle_collector
 from points_service.adapters.logging import (
     LOG_FIELDS,
     access_line,
@@ -268,9 +268,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 version=runtime.rules.current.version,
                 problems=list(runtime.rules.last.problems),
             )
-        # Everything built so far lives as long as the process: keep the collector's
-        # full passes from walking it again and again under load.
-        gc.freeze()
+        # Everything built so far lives as long as the process (adapters/collector.py).
+        settle_collector()
         _log.info(
             "started", rules=runtime.rules.current.version, redis_embedded=bool(runtime.embedded)
         )

@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from points_service.adapters.collector import settle_collector
 from points_service.adapters.sql.credit_writers import SqliteCreditWriter
 from points_service.domain.ledger import CreditWrite
 
@@ -223,6 +224,7 @@ def serve(path: str, synchronous: str, requests: BinaryIO, replies: BinaryIO) ->
     except sqlite3.Error as exc:
         send(f"cannot open {path}: {exc}".encode())
         return
+    settle_collector()
     send(READY)
     try:
         while (header := _read_exact(requests, _HEADER.size)) is not None:
