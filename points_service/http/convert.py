@@ -89,7 +89,7 @@ def event_result(c: Credited) -> EventResult:
         streak=c.streak,
         counters=c.counters,
         rule_version=c.rule_version,
-        level=level_standing(c.level) if c.level else None,
+        level=level_standing(standing) if (standing := c.level) else None,
         levels_reached=[level_out(x) for x in c.levels_reached],
     )
 
