@@ -126,14 +126,13 @@ WITH input AS (
                                 rule_version, detail)
     SELECT informant_id, 'credit', event_id, points, day, $20, rule_version, action
     FROM inserted WHERE points <> 0
-    ON CONFLICT (kind, ref_id) DO NOTHING
 ), levels AS (
     INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                                 rule_version, detail)
     SELECT i.informant_id, 'level', l.ref_id, 0, i.day, $20, i.rule_version, l.detail
     FROM unnest($25::text[], $26::text[], $27::text[]) AS l(event_id, ref_id, detail)
     JOIN inserted AS i USING (event_id)
-    ON CONFLICT (kind, ref_id) DO NOTHING
+    ON CONFLICT (kind, ref_id) WHERE kind <> 'credit' DO NOTHING
 ), totals AS (
     INSERT INTO balances (informant_id, balance, earned, spent, updated_at)
     SELECT informant_id, sum(points), sum(points), 0, $20
@@ -303,13 +302,12 @@ _SQLITE_ENTRY: Final = """
 INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                             rule_version, detail)
 VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)
-ON CONFLICT (kind, ref_id) DO NOTHING
 """
 _SQLITE_LEVEL: Final = """
 INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                             rule_version, detail)
 VALUES (?, 'level', ?, 0, ?, ?, ?, ?)
-ON CONFLICT (kind, ref_id) DO NOTHING
+ON CONFLICT (kind, ref_id) WHERE kind <> 'credit' DO NOTHING
 """
 _SQLITE_DAYS: Final = """
 INSERT INTO informant_days (informant_id, day, province, city, county, institution_id,

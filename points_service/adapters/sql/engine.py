@@ -72,6 +72,12 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
             await asyncio.sleep(0.2 * (attempt + 1))
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Back to `revision`: the rollback of a release (and the tests of a migration)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), revision))
+
+
 async def for_aggregates(conn: AsyncConnection) -> None:
     """Settings for this transaction's year-long GROUP BYs on PostgreSQL: memory for
     hashing 100,000 informants' totals (4 MB, the default, spilled them to disk) and no

@@ -26,6 +26,7 @@ from points_service.adapters.sql.credit_writers import (
 )
 from points_service.adapters.sql.engine import create_engine, migrate
 from points_service.adapters.sql.tables import (
+    NOT_CREDIT,
     balances,
     draws,
     events,
@@ -198,7 +199,7 @@ class SqlLedger:
             for row in _entry_rows(w, now):
                 rows.setdefault((row["kind"], row["ref_id"]), row)
         stmt = self._insert(ledger_entries).on_conflict_do_nothing(
-            index_elements=["kind", "ref_id"]
+            index_elements=["kind", "ref_id"], index_where=text(NOT_CREDIT)
         )
         returned = await conn.execute(
             stmt.returning(ledger_entries.c.kind, ledger_entries.c.ref_id), list(rows.values())

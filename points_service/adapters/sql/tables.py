@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -39,6 +40,9 @@ class UtcDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value
 
+
+# The predicate of uq_ledger_kind_ref; an ON CONFLICT on it names it to use the index.
+NOT_CREDIT = "kind <> 'credit'"
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -88,7 +92,18 @@ ledger_entries = Table(
     Column("rule_version", String(16)),
     Column("detail", String(256)),
     Column("body_hash", String(32)),  # redemptions: what makes a retry the same request
-    UniqueConstraint("kind", "ref_id", name="uq_ledger_kind_ref"),
+    # One entry per kind and reference, except credits: a credit is written only with
+    # its event, in the same transaction, so the events key makes it one per event
+    # already, and a second index over every credit's random key cost each commit a
+    # B-tree of its own (migration 0007).
+    Index(
+        "uq_ledger_kind_ref",
+        "kind",
+        "ref_id",
+        unique=True,
+        sqlite_where=text(NOT_CREDIT),
+        postgresql_where=text(NOT_CREDIT),
+    ),
     Index("ix_ledger_informant_id", "informant_id", "id"),
 )
 
