@@ -20,6 +20,7 @@ import msgspec
 
 from points_service.adapters.sql.checkpoint import Checkpointer
 from points_service.adapters.sql.engine import SYNCHRONOUS
+from points_service.adapters.sql.tables import NOT_CREDIT
 from points_service.domain.calendar import day_from_number
 from points_service.domain.ledger import CommitUnknown, CreditWrite, level_ref
 
@@ -84,7 +85,7 @@ def _balance_deltas(credits: Iterable[CreditWrite]) -> list[tuple[str, int]]:
     return sorted(deltas.items())
 
 
-_PG_CREDIT: Final = """
+_PG_CREDIT: Final = f"""
 WITH input AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
@@ -132,7 +133,7 @@ WITH input AS (
     SELECT i.informant_id, 'level', l.ref_id, 0, i.day, $20, i.rule_version, l.detail
     FROM unnest($25::text[], $26::text[], $27::text[]) AS l(event_id, ref_id, detail)
     JOIN inserted AS i USING (event_id)
-    ON CONFLICT (kind, ref_id) WHERE kind <> 'credit' DO NOTHING
+    ON CONFLICT (kind, ref_id) WHERE {NOT_CREDIT} DO NOTHING
 ), totals AS (
     INSERT INTO balances (informant_id, balance, earned, spent, updated_at)
     SELECT informant_id, sum(points), sum(points), 0, $20
@@ -144,7 +145,7 @@ WITH input AS (
         updated_at = excluded.updated_at
 )
 SELECT event_id FROM inserted
-"""
+"""  # noqa: S608 - the only value put in is NOT_CREDIT, a constant of tables.py
 
 _PG_KNOWN: Final = "SELECT event_id, body_hash FROM events WHERE event_id = ANY($1::text[])"
 
@@ -303,12 +304,12 @@ INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                             rule_version, detail)
 VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)
 """
-_SQLITE_LEVEL: Final = """
+_SQLITE_LEVEL: Final = f"""
 INSERT INTO ledger_entries (informant_id, kind, ref_id, points, day, created_at,
                             rule_version, detail)
 VALUES (?, 'level', ?, 0, ?, ?, ?, ?)
-ON CONFLICT (kind, ref_id) WHERE kind <> 'credit' DO NOTHING
-"""
+ON CONFLICT (kind, ref_id) WHERE {NOT_CREDIT} DO NOTHING
+"""  # noqa: S608 - the only value put in is NOT_CREDIT, a constant of tables.py
 _SQLITE_DAYS: Final = """
 INSERT INTO informant_days (informant_id, day, province, city, county, institution_id,
                             events, points, shares, share_views, posts)
