@@ -107,10 +107,11 @@ class RedisBoards:
         return self._scripts.ordered
 
     def add(self, increments: Mapping[Board, Mapping[str, int]]) -> "asyncio.Future[Any]":
-        """Send every board's increments now, in one round trip shared with concurrent
-        requests: on one node, script calls of up to `writes_per_call` boards each; on a
-        cluster, one call per board (one slot each). The future is done once Redis has
-        applied them."""
+        """Send every board's increments, in one round trip shared with concurrent
+        requests: on one node, script calls of up to `writes_per_call` boards each, which
+        ride along with the next calls this process makes (ScriptPipeline.call_later; a
+        read of this class sends them first); on a cluster, one call per board (one slot
+        each), now. The future is done once Redis has applied them."""
         boards = list(increments)
         step = self._per_call
         calls = []
@@ -121,7 +122,7 @@ class RedisBoards:
                 for member, delta in increments[board].items():
                     writes.append((index, member, -delta))
             calls.append((self._add, [self.key(b) for b in chunk], [_encode(writes)]))
-        return self._scripts.call_many(calls)
+        return self._scripts.call_later(calls)
 
     async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None:
         await self._scripts.call_many(
@@ -129,6 +130,7 @@ class RedisBoards:
         )
 
     async def remove(self, informant_id: str, boards: Iterable[Board]) -> None:
+        self._scripts.flush()  # increments still waiting go first (add)
         async with self._redis.pipeline(transaction=False) as pipe:
             for board in boards:
                 await queued(pipe.zrem(self.key(board), informant_id))
@@ -136,6 +138,7 @@ class RedisBoards:
 
     async def put(self, informant_id: str, scores: Mapping[Board, int]) -> None:
         """Set the member's score on each board (restoring a hidden informant)."""
+        self._scripts.flush()  # increments still waiting go first (add)
         async with self._redis.pipeline(transaction=False) as pipe:
             for board, score in scores.items():
                 if score > 0:
@@ -219,6 +222,7 @@ class RedisBoards:
 
     async def boards(self) -> list[Board]:
         """Every board in Redis (SCAN: for the rebuild, reconcile and closing)."""
+        self._scripts.flush()
         found = []
         async for raw in self._redis.scan_iter(match=f"{self._prefix}:lb{{*}}", count=1000):
             board = board_of(self._prefix, raw.decode())
@@ -227,6 +231,7 @@ class RedisBoards:
         return found
 
     async def members(self, board: Board) -> dict[str, int]:
+        self._scripts.flush()  # increments still waiting go first (add)
         return {
             m.decode(): -int(s)
             async for m, s in self._redis.zscan_iter(self.key(board), count=1000)
@@ -234,6 +239,7 @@ class RedisBoards:
 
     async def unlink(self, boards: Iterable[Board]) -> None:
         """Lazy deletion, one key per command (a cluster has them in different slots)."""
+        self._scripts.flush()  # increments still waiting go first (add)
         async with self._redis.pipeline(transaction=False) as pipe:
             for board in boards:
                 await queued(pipe.unlink(self.key(board)))

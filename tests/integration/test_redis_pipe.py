@@ -137,3 +137,44 @@ async def test_scripts_are_loaded_again_after_a_flush() -> None:
     finally:
         await scripts.close()
         await client.aclose()
+
+
+async def test_calls_made_later_wait_for_company_and_keep_their_order() -> None:
+    """`call_later` (board increments): the calls go out with the next calls made, in
+    one round trip, ahead of them; alone, after the deferral; at once on `flush`."""
+    client = connect(REDIS_URL)
+    trips: list[bool] = []
+    scripts = ScriptPipeline(client, defer_seconds=3600)
+    scripts.on_roundtrip = lambda seconds, ok: trips.append(ok)
+    key = unique("later")
+    try:
+        add = scripts.register("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        read = scripts.register("return redis.call('GET', KEYS[1])")
+        later = scripts.call_later([(add, [key], [5])])
+        await asyncio.sleep(0.05)  # an hour's deferral: nothing has gone out
+        assert not later.done() and trips == []
+        assert await client.get(key) is None
+        # The next call takes it along, in the same write, and is answered after it.
+        assert await asyncio.wait_for(scripts.call(read, [key], []), 5) == b"5"
+        assert await asyncio.wait_for(later, 5) == [5]
+        assert trips == [True]
+        # flush sends at once what waits.
+        later = scripts.call_later([(add, [key], [2])])
+        scripts.flush()
+        assert await asyncio.wait_for(later, 5) == [7]
+        assert trips == [True, True]
+    finally:
+        await client.delete(key)
+        await scripts.close()
+        await client.aclose()
+    # Alone, a call goes out when its deferral is up.
+    client = connect(REDIS_URL)
+    scripts = ScriptPipeline(client, defer_seconds=0.01)
+    try:
+        add = scripts.register("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        assert await asyncio.wait_for(scripts.call_later([(add, [key], [3])]), 5) == [3]
+        assert await client.get(key) == b"3"
+    finally:
+        await client.delete(key)
+        await scripts.close()
+        await client.aclose()
