@@ -8,13 +8,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from points_service.adapters.sql.engine import create_engine, migrate
+from points_service.adapters.sql.ledger import SqlLedger
 from points_service.adapters.sql.writer_process import SqliteProcessWriter, WriterGone
+from points_service.domain.ledger import WriteStatus
 from tests.integration.test_sqlite_checkpoints import _writes
 
 
@@ -65,6 +69,50 @@ async def test_writes_land_and_a_killed_child_is_replaced(tmp_path: Path) -> Non
     assert second_pid is not None and not _alive(second_pid)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (25,)
+
+
+async def test_the_group_committer_settles_from_the_pipe_and_survives_a_dead_child(
+    tmp_path: Path,
+) -> None:
+    """The ledger hands credit batches to the running child (`submit`) and settles them
+    from the reply: concurrent commits share batches and each gets its own statuses, an
+    event committed again is EXISTING and its id with another body CONFLICT; a child
+    killed under a write fails that write, and the next commit starts a new child."""
+    path = await _database(tmp_path)
+    writer = SqliteProcessWriter(str(path))
+    await writer.start()
+    ledger = SqlLedger(create_engine(f"sqlite+aiosqlite:///{path}"), writer)
+    await ledger.start()
+    now = datetime.now(UTC)
+    batches: list[int] = []
+    ledger.on_batch = lambda size, seconds: batches.append(size)
+    try:
+        writes = _writes(60, 0, now)
+        outcomes = await asyncio.gather(*(ledger.commit([w]) for w in writes))
+        assert outcomes == [[WriteStatus.INSERTED]] * 60
+        assert sum(batches) == 60 and len(batches) < 60, "concurrent commits share batches"
+        # One event twice in a commit: the ledger has it already.
+        assert await ledger.commit([writes[1], writes[1]]) == [WriteStatus.EXISTING] * 2
+        # Its id with another body: refused.
+        other = replace(writes[0], decision=msgspec.structs.replace(writes[0].decision, h="f" * 32))
+        fresh = _writes(1, 60, now)[0]
+        assert await ledger.commit([fresh, other]) == [WriteStatus.INSERTED, WriteStatus.CONFLICT]
+
+        # Stopped, the child cannot answer: the write is surely in flight when it dies.
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        lost = asyncio.ensure_future(ledger.commit(_writes(1, 100, now)))
+        await asyncio.sleep(0.2)
+        assert not lost.done()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WriterGone):
+            await lost
+        again = _writes(3, 200, now)
+        assert await ledger.commit(again) == [WriteStatus.INSERTED] * 3
+        assert writer.pid not in (None, pid)
+    finally:
+        await ledger.stop()
 
 
 async def test_the_child_outlives_signals_meant_for_the_group(tmp_path: Path) -> None:

@@ -22,15 +22,17 @@ so nothing it logs can corrupt a frame.
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sqlite3
 import struct
+import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import msgspec
 
@@ -71,130 +73,195 @@ def _frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+Answer = Callable[[WriteReply | BaseException], None]
+
+
+class _Child(asyncio.SubprocessProtocol):
+    """The parent's end of the pipes: frames are cut from the child's stdout as they
+    arrive and each reply is handed, in the same callback, to the oldest write waiting
+    (no task wakes up in between: on a busy loop every such wake-up waits its turn)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.hello: asyncio.Future[bytes] = loop.create_future()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.waiting: deque[Answer] = deque()
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.gone = False
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transport has the interface without being a subclass
+        self.transport = cast(asyncio.SubprocessTransport, transport)
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd != 1 or isinstance(data, str):
+            return
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer)
+            if len(buffer) < _HEADER.size + size:
+                break
+            body = bytes(buffer[_HEADER.size : _HEADER.size + size])
+            del buffer[: _HEADER.size + size]
+            if not self.hello.done():
+                self.hello.set_result(body)
+            elif self.waiting:
+                _answer(self.waiting.popleft(), _reply.decode(body))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:  # end of the child's replies: nothing waiting will be answered
+            self._lose(WriterGone("the SQLite writer process exited mid-write"))
+
+    def process_exited(self) -> None:
+        self._lose(WriterGone("the SQLite writer process exited mid-write"))
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _lose(self, error: WriterGone) -> None:
+        self.gone = True
+        if not self.hello.done():
+            self.hello.set_exception(WriterGone("the SQLite writer process exited"))
+        while self.waiting:
+            _answer(self.waiting.popleft(), error)
+
+
+def _answer(answer: Answer, outcome: WriteReply | BaseException) -> None:
+    # Called from the pipe's read: what the caller does with it must not reach the
+    # transport (it would end the connection).
+    try:
+        answer(outcome)
+    except Exception:  # pragma: no cover - an answer must not raise; log it and go on
+        logging.getLogger(__name__).exception("a ledger write's answer failed")
+
+
+def outcome(reply: WriteReply | BaseException) -> tuple[set[str], dict[str, str]]:
+    """(inserted, known) of a reply; raises what the write failed with."""
+    if isinstance(reply, BaseException):
+        raise reply
+    if reply.error is not None:
+        if reply.unavailable:
+            raise WriterUnavailable(reply.error)
+        raise RuntimeError(f"SQLite writer: {reply.error}")
+    return set(reply.inserted), reply.known
+
+
 class SqliteProcessWriter:
     """A `CreditWriter` whose transactions run in a child process (started on first use).
 
     Up to `in_flight` requests are on the pipe at once; the child answers them in order,
-    each its own transaction, so one commits while the next is on its way."""
+    each its own transaction, so one commits while the next is on its way. `submit`
+    hands a write over without a coroutine: the group committer uses it so that a reply
+    settles its requests in the very callback that reads it."""
 
     in_flight = 3
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
-        self._proc: asyncio.subprocess.Process | None = None
-        self._waiting: deque[asyncio.Future[WriteReply]] = deque()
-        self._pump: asyncio.Task[None] | None = None
+        self._child: _Child | None = None
         self._lock = asyncio.Lock()
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        child = self._child
+        if child is None or child.transport is None:
+            return None
+        return child.transport.get_pid()
+
+    @property
+    def running(self) -> bool:
+        """Whether `submit` can hand a write over now."""
+        return self._child is not None and not self._child.gone
 
     async def start(self) -> None:
         """Start the child now rather than on the first write."""
         await self._running()
 
-    async def _running(self) -> asyncio.subprocess.Process:
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            return proc
+    async def _running(self) -> _Child:
+        child = self._child
+        if child is not None and not child.gone:
+            return child
         async with self._lock:
-            if self._proc is None or self._proc.returncode is not None:
-                self._proc = await self._start()
-                self._pump = asyncio.get_running_loop().create_task(self._answers(self._proc))
-            return self._proc
+            if self._child is None or self._child.gone:
+                if self._child is not None:
+                    await _reap(self._child)
+                self._child = None
+                self._child = await self._start()
+            return self._child
 
-    async def _start(self) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
+    async def _start(self) -> _Child:
+        loop = asyncio.get_running_loop()
+        _, child = await loop.subprocess_exec(
+            lambda: _Child(loop),
             sys.executable,
             "-m",
             __name__,
             self._path,
             self._synchronous,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
         )
         try:
-            hello = await _read(proc)
+            hello = await child.hello
         except WriterGone:
-            await _reap(proc)
+            await _reap(child)
             raise
         if hello != READY:
-            await _reap(proc)
+            await _reap(child)
             raise WriterGone(f"the SQLite writer did not start: {hello.decode(errors='replace')}")
-        return proc
+        return child
 
-    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
-        """Hand each reply to the oldest request waiting; on end of file, fail them all."""
-        try:
-            while True:
-                body = await _read(proc)
-                if self._waiting:
-                    future = self._waiting.popleft()
-                    if not future.done():
-                        future.set_result(_reply.decode(body))
-        except WriterGone:
-            # Synchronously, before any new child can be started: every request waiting
-            # now was sent to this one.
-            if self._proc is proc:
-                self._proc = None
-            while self._waiting:
-                future = self._waiting.popleft()
-                if not future.done():
-                    future.set_exception(WriterGone("the SQLite writer process exited mid-write"))
-            await _reap(proc)
+    def submit(self, credits: Sequence[CreditWrite], now: datetime, answer: Answer) -> None:
+        """Send a write to the running child (`running`); `answer` is called with its
+        reply, or with the error that lost it, from the loop's read of the pipe."""
+        child = self._child
+        if child is None or child.gone or child.transport is None:
+            answer(WriterGone("the SQLite writer process is not running"))
+            return
+        stdin = cast(asyncio.WriteTransport, child.transport.get_pipe_transport(0))
+        child.waiting.append(answer)
+        # A pipe that broke is seen by the read side, which fails what waits.
+        stdin.write(_frame(_encode(WriteRequest(now, list(credits)))))
 
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
     ) -> tuple[set[str], dict[str, str]]:
-        frame = _frame(_encode(WriteRequest(now, list(credits))))
-        proc = await self._running()
-        assert proc.stdin is not None
-        future: asyncio.Future[WriteReply] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        try:
-            proc.stdin.write(frame)
-            await proc.stdin.drain()
-        except ConnectionError:
-            pass  # the reader sees the end of the pipe and fails the waiting future
-        reply = await future
-        if reply.error is not None:
-            if reply.unavailable:
-                raise WriterUnavailable(reply.error)
-            raise RuntimeError(f"SQLite writer: {reply.error}")
-        return set(reply.inserted), reply.known
+        await self._running()
+        future: asyncio.Future[WriteReply | BaseException] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def answer(reply: WriteReply | BaseException) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self.submit(credits, now, answer)
+        return outcome(await future)
 
     async def close(self) -> None:
         async with self._lock:
-            proc, self._proc = self._proc, None
-            pump, self._pump = self._pump, None
-            if proc is None:
+            child, self._child = self._child, None
+            if child is None or child.transport is None:
                 return
-            if proc.stdin is not None:
-                proc.stdin.close()  # end of file: the child closes the database and exits
+            stdin = child.transport.get_pipe_transport(0)
+            if stdin is not None:
+                stdin.close()  # end of file: the child closes the database and exits
             try:
-                await asyncio.wait_for(proc.wait(), timeout=10)
+                await asyncio.wait_for(asyncio.shield(child.exited), timeout=10)
             except TimeoutError:
-                await _reap(proc)
-            if pump is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
+                await _reap(child)
+            child.transport.close()
 
 
-async def _read(proc: asyncio.subprocess.Process) -> bytes:
-    assert proc.stdout is not None
-    try:
-        (size,) = _HEADER.unpack(await proc.stdout.readexactly(_HEADER.size))
-        return await proc.stdout.readexactly(size)
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise WriterGone("the SQLite writer process exited") from exc
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
+async def _reap(child: _Child) -> None:
+    if child.transport is None:
+        return
     with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    await proc.wait()
+        child.transport.kill()
+    await child.exited
+    child.transport.close()
 
 
 # --- the child ------------------------------------------------------------------------
