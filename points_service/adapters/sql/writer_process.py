@@ -221,9 +221,14 @@ class SqliteProcessWriter:
             answer(WriterGone("the SQLite writer process is not running"))
             return
         stdin = cast(asyncio.WriteTransport, child.transport.get_pipe_transport(0))
+        frame = _frame(_encode(WriteRequest(now, list(credits))))
         child.waiting.append(answer)
-        # A pipe that broke is seen by the read side, which fails what waits.
-        stdin.write(_frame(_encode(WriteRequest(now, list(credits)))))
+        try:
+            stdin.write(frame)
+        except (ConnectionError, RuntimeError) as exc:  # the pipe is closed already
+            child.waiting.remove(answer)
+            answer(WriterGone(f"the SQLite writer's pipe is closed: {exc!r}"))
+        # A pipe that breaks later is seen by the read side, which fails what waits.
 
     async def write(
         self, credits: Sequence[CreditWrite], now: datetime
