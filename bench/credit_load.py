@@ -364,10 +364,12 @@ async def paced(
     make: Callable[[], bytes],
     method: str = "POST",
     make_path: Callable[[], str] | None = None,
+    trace: list[tuple[float, float]] | None = None,
 ) -> Load:
     """Send at a fixed schedule whatever the answers; latency counts from the scheduled
     time (no coordinated omission), so a stall shows as the queue behind it. Times come
-    from perf_counter: uvloop's loop.time() has millisecond steps."""
+    from perf_counter: uvloop's loop.time() has millisecond steps. `trace` gets each 2xx
+    answer's (scheduled time, seconds from it), in perf_counter's time."""
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await Connection.open(port))
@@ -404,6 +406,8 @@ async def paced(
             return
         from_schedule.append(done - scheduled)
         from_send.append(done - sent)
+        if trace is not None:
+            trace.append((scheduled, done - scheduled))
 
     total = int(rate * seconds)
     start = time.perf_counter() + 0.05
