@@ -317,7 +317,8 @@ class Leaderboards:
     async def _own_totals(self, informant_id: str) -> dict[Board, int]:
         rows = self._totals.informant_days(informant_id=informant_id)
         scores: dict[Board, int] = {}
-        async for board, members in _async_board_totals(rows, self.boards, self._live):
+        live = self._wanted(BoardFilter())
+        async for board, members in _async_board_totals(rows, self.boards, live):
             scores[board] = members.get(informant_id, 0)
         return scores
 
@@ -341,11 +342,9 @@ class Leaderboards:
             return None
         return self._start(period.last_day + 1) + self._grace
 
-    def _live(self, board: Board, period: Period) -> bool:
-        """Kept in Redis: not yet closed, or closed less than its retention ago."""
-        return self._period_live(period)
-
     def _period_live(self, period: Period) -> bool:
+        """A period's boards are kept in Redis: not yet closed, or closed less than its
+        retention ago."""
         closes = self.closes_at(period)
         if closes is None:
             return True
@@ -570,7 +569,7 @@ class Leaderboards:
                 ]
                 await self._standings.record(board, top.members, ranked, self._clock())
                 report.closed += 1
-            if not self._live(board, period):
+            if not self._period_live(period):
                 expired.append(board)
         await self._store.unlink(expired)
         await self._store.unregister(expired)
@@ -607,7 +606,7 @@ class Leaderboards:
                 return False
             known = live.get(period.key)
             if known is None:
-                known = live[period.key] = self._live(board, period)
+                known = live[period.key] = self._period_live(period)
             return known
 
         return wanted
@@ -671,7 +670,7 @@ class Leaderboards:
             report.members += await writing
         if ready:
             report.members += await self._store.replace(ready)
-        stale = [b for b in existing if self._live(b, parse_period(b.period))]
+        stale = [b for b in existing if self._period_live(parse_period(b.period))]
         await self._store.unlink(stale)
         await self._store.unregister(stale)
         await self.register_seen()
@@ -710,13 +709,10 @@ class Leaderboards:
 
     async def _reconcile(self, only: BoardFilter) -> list[Difference]:
         differences: list[Difference] = []
-        existing = {
-            b
-            for b in await self._store.boards()
-            if only.covers(b, parse_period(b.period).kind) and self._live(b, parse_period(b.period))
-        }
+        wanted = self._wanted(only)
+        existing = {b for b in await self._store.boards() if wanted(b, parse_period(b.period))}
         rows = self._totals.informant_days(since_day=self._since(only))
-        async for board, expected in _async_board_totals(rows, self.boards, self._wanted(only)):
+        async for board, expected in _async_board_totals(rows, self.boards, wanted):
             existing.discard(board)
             actual = await self._store.members(board)
             for informant_id in sorted(expected.keys() | actual.keys()):
