@@ -1,13 +1,14 @@
 """Where a credit-path run's time goes: one service, one load, every process's share.
 
-    .venv/bin/python bench/probe.py [--db sqlite|postgres] [--rate N | --wrk]
-        [--connections 64] [--seconds 10] [--repeat 1] [--tree DIR] [--spy FILE]
+    .venv/bin/python bench/probe.py [--db sqlite|postgres] [--rate N | --wrk | --batch]
+        [--connections N] [--seconds 10] [--repeat 1] [--tree DIR] [--spy FILE]
 
 Not a benchmark with targets (that is `credit_load.py`): a measuring instrument for
 changes to the credit path. It starts `points-service serve` (Redis at 127.0.0.1:6379
 database 0 under a prefix of its own, a fresh SQLite file or PostgreSQL database), loads
 `POST /v1/events` at a fixed rate with the bench's paced client (`--rate`, the default
-1,000/s) or as fast as wrk goes (`--wrk`), and prints for each run:
+1,000/s), as fast as wrk goes (`--wrk`) or with wrk's batches of 1,000 events
+(`--batch`, `POST /v1/events/batch`), and prints for each run:
 
 - the rate and the latency percentiles;
 - each process's CPU (% of one core) and the time it spent runnable but waiting for a
@@ -202,9 +203,12 @@ def _service(args: argparse.Namespace, port: int, prefix: str, data: Path) -> It
 
 
 def _load(args: argparse.Namespace, port: int, tag: str, seconds: int) -> tuple[cl.Load, str]:
+    if args.batch:
+        url = f"http://{cl.HOST}:{port}/v1/events/batch"
+        return cl.run_wrk(url, "batch", tag, args.connections or cl.BATCH_CONNECTIONS, seconds), ""
     if args.wrk:
         url = f"http://{cl.HOST}:{port}/v1/events"
-        return cl.run_wrk(url, "single", tag, args.connections, seconds), ""
+        return cl.run_wrk(url, "single", tag, args.connections or 64, seconds), ""
     trace: list[tuple[float, float]] = []
     load = uvloop.run(
         cl.paced(
@@ -220,7 +224,10 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rate", type=float, default=1000.0, help="paced events/s")
     parser.add_argument("--wrk", action="store_true", help="as fast as wrk goes instead")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--batch", action="store_true", help=f"batches of {cl.BATCH_SIZE} by wrk instead"
+    )
+    parser.add_argument("--connections", type=int, help="64; with --batch, as credit_load's")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1)
@@ -276,7 +283,7 @@ def main() -> int:
                 f"  group commits: {per_commit:.1f} events each, {commit_ms:.2f} ms; "
                 f"Redis pipelines: {trips:,.0f}, {trip_ms:.2f} ms each"
             )
-            if not args.wrk:
+            if slow:
                 print(f"  100 ms windows with an answer over 10 ms: {slow}")
     return 0
 

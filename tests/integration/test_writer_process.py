@@ -15,8 +15,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from points_service.adapters.sql.credit_writers import SqliteCreditWriter
 from points_service.adapters.sql.engine import create_engine, migrate
-from points_service.adapters.sql.ledger import SqlLedger
+from points_service.adapters.sql.ledger import MIN_GROUP, SqlLedger
 from points_service.adapters.sql.writer_process import SqliteProcessWriter, WriterGone
 from points_service.domain.ledger import WriteStatus
 from tests.integration.test_sqlite_checkpoints import _writes
@@ -113,6 +114,35 @@ async def test_the_group_committer_settles_from_the_pipe_and_survives_a_dead_chi
         assert writer.pid not in (None, pid)
     finally:
         await ledger.stop()
+
+
+async def test_waiting_commits_are_split_over_the_transactions_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Thirty commits waiting at once: the writer child takes three transactions at a
+    time, so they go as several groups of about a third each (never fewer than
+    MIN_GROUP a group while that many wait), not as one group of thirty; a writer with
+    one transaction in flight still takes all that waits."""
+    path = await _database(tmp_path)
+    now = datetime.now(UTC)
+    for writer, expected in (
+        (SqliteProcessWriter(str(path)), [10, 8, 8, 4]),
+        (SqliteCreditWriter(str(path)), [30]),
+    ):
+        if isinstance(writer, SqliteProcessWriter):
+            await writer.start()
+        ledger = SqlLedger(create_engine(f"sqlite+aiosqlite:///{path}"), writer)
+        await ledger.start()
+        batches: list[int] = []
+        ledger.on_batch = lambda size, seconds, batches=batches: batches.append(size)
+        try:
+            writes = _writes(30, len(expected) * 1000, now)
+            outcomes = await asyncio.gather(*(ledger.commit([w]) for w in writes))
+            assert outcomes == [[WriteStatus.INSERTED]] * 30
+            assert sorted(batches, reverse=True) == expected, batches
+        finally:
+            await ledger.stop()
+    assert MIN_GROUP == 8  # the expected groups above are worked out for it
 
 
 async def test_the_child_outlives_signals_meant_for_the_group(tmp_path: Path) -> None:
