@@ -178,3 +178,27 @@ async def test_calls_made_later_wait_for_company_and_keep_their_order() -> None:
         await client.delete(key)
         await scripts.close()
         await client.aclose()
+
+
+async def test_a_full_pipeline_goes_out_before_the_turn_ends() -> None:
+    """Calls made in one turn go out together at its end, unless `flush_at` requests'
+    calls wait: those go out at once, mid-turn, so Redis works on them while the rest
+    are made. Every caller still gets its own answer, in the order the calls were made."""
+    key = unique("flushat")
+    for flush_at, expected_trips in ((4, 3), (1000, 1)):
+        client = connect(REDIS_URL)
+        trips: list[bool] = []
+        scripts = ScriptPipeline(client, flush_at=flush_at)
+        try:
+            incr = scripts.register("return redis.call('INCR', KEYS[1])")
+            await scripts.call(incr, [key], [])  # connected; the first trip
+            trips.clear()
+            scripts.on_roundtrip = lambda seconds, ok, trips=trips: trips.append(ok)
+            futures = [scripts.call_many([(incr, [key], [])]) for _ in range(10)]  # one turn
+            answers = await asyncio.wait_for(asyncio.gather(*futures), 5)
+            assert [a for [a] in answers] == list(range(2, 12))
+            assert trips == [True] * expected_trips, f"flush_at={flush_at}: {trips}"
+        finally:
+            await client.delete(key)
+            await scripts.close()
+            await client.aclose()
