@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-import os
+import random
 import re
 import signal
 import time
@@ -36,7 +36,7 @@ from points_service.domain.profiles import Profile
 from points_service.http.auth import authorize
 from points_service.http.console.pages import TEMPLATES, console_router
 from points_service.http.errors import exception_handlers
-from points_service.http.hot import PageCache
+from points_service.http.hot import PageCache, direct
 from points_service.http.openapi import body_components, document_refusals
 from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
 from points_service.http.schemas import (
@@ -64,7 +64,8 @@ def _request_id(scope: Any) -> bytes:
             if _REQUEST_ID.match(value):
                 return bytes(value)
             break
-    return os.urandom(8).hex().encode()
+    # Unique, not secret: no system call for it on every request.
+    return b"%016x" % random.getrandbits(64)
 
 
 def _observe(app: Litestar, settings: Settings) -> Any:
@@ -297,11 +298,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             worker_exited()
             _log.info("stopped")
 
+    handlers = exception_handlers(UNAVAILABLE)
     app = Litestar(
         route_handlers=[*ROUTES, console_router()],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         lifespan=[lifespan],
-        exception_handlers=exception_handlers(UNAVAILABLE),
+        exception_handlers=handlers,
         openapi_config=OpenAPIConfig(
             title="points-service",
             version=__version__,
@@ -340,5 +342,5 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         signature_window=settings.signature_window,
         max_body=settings.max_body_bytes,
     )
-    app.asgi_handler = _observe(app, settings)(guard(app.asgi_handler))
+    app.asgi_handler = _observe(app, settings)(guard(direct(handlers)(app.asgi_handler)))
     return app

@@ -1,12 +1,20 @@
-"""The hot routes as Litestar ASGI route handlers, kept lean: `POST /v1/events`, and the
-leaderboard reads (`GET /v1/leaderboards/...`).
+"""The hot routes, kept lean: `POST /v1/events`, and the leaderboard reads
+(`GET /v1/leaderboards/...`).
 
-Litestar still routes the request, runs the middleware (latency histogram, access log)
-and maps every exception through the app's exception handlers, exactly as for the other
-routes. What the handler skips is the per-request machinery of a typed handler: the
+Each is a Litestar ASGI route handler, so that the app documents and serves it like any
+other route. What the handler skips is the per-request machinery of a typed handler: the
 signature model, keyword-argument resolution, and building a `Response` and its ASGI
 counterpart. On this path that machinery cost about a fifth of the worker's time per
 event (bench/RESULTS.md), more than decoding the event and planning it together.
+
+`direct` goes one step further on the paths it knows for sure: it answers them from the
+app's middleware (after the request id, the latency histogram, the access line and the
+API key), past Litestar's router and its exception middleware, and maps a refusal
+through the app's own exception handlers, so the answer is the same byte for byte. A
+leaderboard read carries an informant id in its path, so the router's cache of resolved
+paths never knew it: the router cost ~8 % of a rank read's instructions (737k -> 678k
+per request, callgrind; bench/RESULTS.md). Any other path, or one Litestar would first
+normalize, goes through Litestar as before.
 
 The OpenAPI operation is the one Litestar renders for `documented_record_event`, a
 typed handler with the same contract that is never served (app.py copies it in).
@@ -20,9 +28,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
-from litestar import asgi, post
+from litestar import Request, Response, asgi, post
 from litestar.params import RawBody
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, ExceptionHandlersMap, Receive, Scope, Send
 
 from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
@@ -80,11 +88,19 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
-async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
+Headers = tuple[tuple[bytes, bytes], ...]
+Reply = tuple[int, bytes, Headers]
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    await send_json(send, *reply)
+
+
+async def event_reply(scope: Scope, receive: Receive) -> Reply:
+    """POST /v1/events: the answer, or the exception that refuses the request."""
     if scope["method"] != "POST":  # type: ignore[typeddict-item]
         error = ErrorOut(405, "method_not_allowed", f"{PATH} takes POST only")
-        await send_json(send, 405, _encoder.encode(error), ((b"allow", b"POST"),))
-        return
+        return 405, _encoder.encode(error), ((b"allow", b"POST"),)
     runtime: Runtime = scope["litestar_app"].state.runtime
     try:
         # One event is a few hundred bytes; its attributes have room, a file does not.
@@ -98,7 +114,11 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
     except (ApiError, InvalidInput, Conflict, TooMany) as exc:
         runtime.metrics.event_refused(getattr(exc, "code", "invalid"))
         raise
-    await send_json(send, 200, _encoder.encode(event_result(credited)))
+    return 200, _encoder.encode(event_result(credited)), ()
+
+
+async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
+    await send_reply(send, await event_reply(scope, receive))
 
 
 record_event_route = asgi(PATH, copy_scope=False, name="record_event")(record_event)
@@ -183,11 +203,12 @@ _BOARD_PATHS: tuple[tuple[re.Pattern[str], str, Answer, bool], ...] = (
 )
 
 
-async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
+async def board_reply(scope: Scope, receive: Receive) -> Reply:
     """GET /v1/leaderboards/{metric}[/ranks | /informants/{id}], mounted as one ASGI
     handler (Litestar's router does not give an ASGI handler its path parameters): the
     rest of the path and the query are parsed here (the last of a repeated parameter
-    wins, unknown ones are ignored, as Litestar does)."""
+    wins, unknown ones are ignored, as Litestar does). `scope["path"]` is the rest of
+    the path after the mount."""
     rest = unquote(scope["path"])
     found = next(
         ((m, template, answer, cached) for p, template, answer, cached in _BOARD_PATHS
@@ -196,14 +217,12 @@ async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
     )  # fmt: skip
     if found is None:
         error = ErrorOut(404, "not_found", f"no such leaderboard path: {_BOARDS}{rest}")
-        await send_json(send, 404, _encoder.encode(error))
-        return
+        return 404, _encoder.encode(error), ()
     match, template, answer, cached = found
     scope["path_template"] = template
     if scope["method"] not in ("GET", "HEAD"):  # type: ignore[typeddict-item]
         error = ErrorOut(405, "method_not_allowed", f"{template} takes GET only")
-        await send_json(send, 405, _encoder.encode(error), ((b"allow", b"GET"),))
-        return
+        return 405, _encoder.encode(error), ((b"allow", b"GET"),)
     raw_query = scope["query_string"]
     state = scope["litestar_app"].state
     pages: PageCache = state.page_cache
@@ -214,7 +233,11 @@ async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
         body = _encoder.encode(await answer(state.runtime, match.groupdict(), query))
         if cacheable:
             pages.put((rest, raw_query), body)
-    await send_json(send, 200, body)
+    return 200, body, ()
+
+
+async def leaderboards(scope: Scope, receive: Receive, send: Send) -> None:
+    await send_reply(send, await board_reply(scope, receive))
 
 
 class PageCache:
@@ -239,3 +262,50 @@ class PageCache:
 
 
 BOARD_ROUTES = [asgi(_BOARDS, is_mount=True, copy_scope=False, name="leaderboards")(leaderboards)]
+
+
+def _refusal(
+    handlers: ExceptionHandlersMap, scope: Scope, receive: Receive, exc: Exception
+) -> Reply:
+    """What the app's exception handlers answer to `exc` (called in the except block, so
+    that an unexpected error is logged with its traceback)."""
+    handler = next(handlers[k] for k in type(exc).__mro__ if k in handlers)
+    response: Response[bytes] = handler(Request(scope, receive), exc)
+    assert isinstance(response.content, bytes), "the app's handlers answer encoded JSON"
+    headers = tuple((k.lower().encode(), v.encode()) for k, v in response.headers.items())
+    return response.status_code or 500, response.content, headers
+
+
+def direct(handlers: ExceptionHandlersMap) -> Callable[[ASGIApp], ASGIApp]:
+    """ASGI middleware, innermost of the app's own: `POST /v1/events` and the leaderboard
+    reads answered here, past Litestar's router (see the module's docstring).
+    `handlers`: the app's exception handlers, every one keyed by an exception class,
+    `Exception` among them."""
+    assert Exception in handlers
+    assert all(isinstance(k, type) for k in handlers)
+    boards = _BOARDS + "/"
+
+    def middleware(inner: ASGIApp) -> ASGIApp:
+        async def handle(scope: Any, receive: Receive, send: Send) -> None:
+            path: str = scope["path"]
+            answer: Callable[[Scope, Receive], Awaitable[Reply]] | None = None
+            if scope["type"] == "http" and not scope.get("root_path"):
+                if path == PATH:
+                    scope["path_template"] = PATH
+                    answer = event_reply
+                elif path.startswith(boards) and "//" not in path:
+                    scope["path_template"] = _BOARDS  # until the answer knows its route
+                    scope["path"] = path[len(_BOARDS) :]  # as the mount hands it on
+                    answer = board_reply
+            if answer is None:
+                await inner(scope, receive, send)
+                return
+            try:
+                reply = await answer(scope, receive)
+            except Exception as exc:
+                reply = _refusal(handlers, scope, receive, exc)
+            await send_reply(send, reply)
+
+        return handle
+
+    return middleware

@@ -200,6 +200,39 @@ async def test_bad_board_parameters_are_a_422_naming_them(client: Client) -> Non
         assert (r.status_code, r.json().get("field")) == (422, field), (path, params, r.text)
 
 
+async def test_the_direct_path_and_litestars_router_answer_alike(client: Client) -> None:
+    """http/hot.py's `direct` answers the hot paths before Litestar's router; a path that
+    Litestar would normalize first (a doubled slash) still goes through the router. Both
+    give the same answers, refusals included."""
+    who = unique("u")
+    await share(client, who)
+    cases: list[tuple[str, str, dict[str, Any], Any]] = [
+        ("GET", "/v1/leaderboards/points", {"period": "day"}, None),
+        ("GET", f"/v1/leaderboards/points/informants/{who}", {"around": 1}, None),
+        ("GET", "/v1/leaderboards/points/ranks", {"ids": f"{who},nobody"}, None),
+        ("GET", "/v1/leaderboards/karma", {}, None),
+        ("GET", "/v1/leaderboards/points/informants/x", {"around": 99}, None),
+        ("GET", "/v1/leaderboards/points/nowhere", {}, None),
+        ("POST", "/v1/leaderboards/points", {}, {}),
+        ("POST", "/v1/events", {}, {"event_id": "e1"}),
+        ("POST", "/v1/events", {}, body(who, "browse", content_id=42)),
+        ("GET", "/v1/events", {}, None),
+    ]
+    for method, path, params, payload in cases:
+        answers = [
+            await client.request(method, p, params=params, json=payload)
+            for p in (path, path.replace("/v1/", "/v1//", 1))
+        ]
+        # (Litestar's mount hands on "/nowhere/": a 404's detail quotes the path it got.)
+        direct, routed = (
+            (a.status_code, a.json() if a.status_code != 404 else a.json()["code"],
+             a.headers.get("allow"))
+            for a in answers
+        )  # fmt: skip
+        assert direct == routed, (method, path)
+        assert direct[0] in (200, 404, 405, 422), (method, path, direct)
+
+
 async def _board(client: Client, metric: str, scope: str, period: str = "day") -> dict[str, int]:
     r = await client.get(
         f"/v1/leaderboards/{metric}", params={"scope": scope, "period": period, "limit": 1000}
