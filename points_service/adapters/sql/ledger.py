@@ -156,7 +156,8 @@ class SqlLedger:
         # convoy, and each stage idles while another works (at 64 connections the
         # machine was 130 % busy of its 200 %). Split over the transactions in flight,
         # the first part's answers are written, and their next requests read, while
-        # the rest commit: +15-20 % single events a second on SQLite (bench/RESULTS.md).
+        # the rest commit: +15-20 % single events a second on SQLite in two alternated
+        # pairs of three, -6 % in the third (bench/RESULTS.md).
         in_flight = self._writer.in_flight
         slots = asyncio.Semaphore(in_flight)
         while True:
