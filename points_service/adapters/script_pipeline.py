@@ -148,7 +148,7 @@ class ScriptPipeline:
             return future
         if self._pipe is not None:
             if len(self._queue) >= self._flush_at:
-                self._flush()  # see FLUSH_AT
+                self._send_queued()  # see FLUSH_AT; the end of the turn sends the rest
             elif not self._flush_due:
                 self._flush_due = True
                 loop.call_soon(self._flush)
@@ -170,7 +170,7 @@ class ScriptPipeline:
         loop = asyncio.get_running_loop()
         future = self._enqueue(loop, calls)
         if not future.done() and not self._flush_due and self._deferred is None:
-            self._deferred = loop.call_later(self._defer_seconds, self._flush)
+            self._deferred = loop.call_later(self._defer_seconds, self._send_queued)
         return future
 
     def _enqueue(
@@ -189,7 +189,7 @@ class ScriptPipeline:
     def flush(self) -> None:
         """Send what is queued now (before a read made elsewhere must see it)."""
         if self._pipe is not None and self._queue:
-            self._flush()
+            self._send_queued()
 
     def _take(self) -> list[_Queued]:
         batch: list[_Queued] = []
@@ -207,7 +207,12 @@ class ScriptPipeline:
     # --- the lean path (one node) ------------------------------------------------------
 
     def _flush(self) -> None:
+        """The flush scheduled for the end of the turn (call_many)."""
         self._flush_due = False
+        self._send_queued()
+
+    def _send_queued(self) -> None:
+        """Send what is queued."""
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
@@ -235,7 +240,7 @@ class ScriptPipeline:
             while self._queue:
                 _fail(self._take(), exc)
             return
-        self._flush()
+        self._send_queued()
 
     def _answered(
         self,

@@ -123,6 +123,7 @@ async def test_waiting_commits_are_split_over_the_transactions_in_flight(
     time, so they go as several groups of about a third each (never fewer than
     MIN_GROUP a group while that many wait), not as one group of thirty; a writer with
     one transaction in flight still takes all that waits."""
+    assert MIN_GROUP == 8, "the expected groups below are worked out for 8"
     path = await _database(tmp_path)
     now = datetime.now(UTC)
     for writer, expected in (
@@ -142,7 +143,6 @@ async def test_waiting_commits_are_split_over_the_transactions_in_flight(
             assert sorted(batches, reverse=True) == expected, batches
         finally:
             await ledger.stop()
-    assert MIN_GROUP == 8  # the expected groups above are worked out for it
 
 
 async def test_the_child_outlives_signals_meant_for_the_group(tmp_path: Path) -> None:
