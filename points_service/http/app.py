@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Message, Receive, Send
+from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Send
 from prometheus_client import CollectorRegistry
 
 from points_service import __version__
@@ -33,10 +33,10 @@ from points_service.adapters.unavailable import UNAVAILABLE
 from points_service.domain.events import Event
 from points_service.domain.institutions import Institution
 from points_service.domain.profiles import Profile
-from points_service.http.auth import authorize
+from points_service.http.auth import Guard, Refusal
 from points_service.http.console.pages import TEMPLATES, console_router
 from points_service.http.errors import exception_handlers
-from points_service.http.hot import PageCache, direct
+from points_service.http.hot import PageCache, hot_answer, refusal, send_json
 from points_service.http.openapi import body_components, document_refusals
 from points_service.http.routes import DOCUMENTED_ONLY, ROUTES, reload_rules
 from points_service.http.schemas import (
@@ -68,13 +68,23 @@ def _request_id(scope: Any) -> bytes:
     return b"%016x" % random.getrandbits(64)
 
 
-def _observe(app: Litestar, settings: Settings) -> Any:
-    """ASGI middleware: a request id (X-Request-ID, taken or made, sent back and on every
-    log line of the request), the latency histogram, and one summary line per request.
-    Handlers add what the line should say under `scope[LOG_FIELDS]` (the event id, the
-    informant id as `informant_field` renders it)."""
+def _observe(
+    app: Litestar, settings: Settings, guard: Guard, handlers: ExceptionHandlersMap
+) -> Any:
+    """ASGI middleware, the app's outermost: a request id (X-Request-ID, taken or made,
+    sent back and on every log line of the request), the latency histogram, and one
+    summary line per request. Handlers add what the line should say under
+    `scope[LOG_FIELDS]` (the event id, the informant id as `informant_field` renders it).
+
+    The hot paths (`POST /v1/events`, the leaderboard reads: `hot.hot_answer`) are
+    answered here, after the API key check (`guard.admit`), past Litestar's router and
+    its exception middleware: a refusal goes through the app's own exception handlers
+    (`hot.refusal`), so the answer is the same as Litestar's. Every other request goes
+    on through the key check as middleware (`guard`) to Litestar."""
 
     def middleware(inner: ASGIApp) -> ASGIApp:
+        routed = guard(inner)
+
         async def handle(scope: Any, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await inner(scope, receive, send)
@@ -86,19 +96,30 @@ def _observe(app: Litestar, settings: Settings) -> Any:
             if settings.access_log:  # handlers fill in the summary line's fields
                 scope[LOG_FIELDS] = fields
             structlog.contextvars.bind_contextvars(request_id=request_id.decode())
-
-            async def capture(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    message["headers"] = [
-                        *message.get("headers", ()),
-                        (b"x-request-id", request_id),
-                    ]
-                await send(message)
-
             try:
-                await inner(scope, receive, capture)
+                answer = hot_answer(scope)
+                if answer is None:
+
+                    async def capture(message: Message) -> None:
+                        nonlocal status
+                        if message["type"] == "http.response.start":
+                            status = message["status"]
+                            message["headers"] = [
+                                *message.get("headers", ()),
+                                (b"x-request-id", request_id),
+                            ]
+                        await send(message)
+
+                    await routed(scope, receive, capture)
+                else:
+                    try:
+                        receive = await guard.admit(scope, receive)
+                        status, body, headers = await answer(scope, receive)
+                    except Refusal as refused:
+                        status, body, headers = refused.reply()
+                    except Exception as exc:
+                        status, body, headers = refusal(handlers, scope, receive, exc)
+                    await send_json(send, status, body, (*headers, (b"x-request-id", request_id)))
             finally:
                 elapsed = time.perf_counter() - started
                 route = scope.get("path_template", "unmatched")
@@ -335,12 +356,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         runtime: Runtime | None = getattr(app.state, "runtime", None)
         return None if runtime is None else runtime.limits
 
-    guard = authorize(
+    guard = Guard(
         keys,
         limits,
         settings.rate_per_key,
         signature_window=settings.signature_window,
         max_body=settings.max_body_bytes,
     )
-    app.asgi_handler = _observe(app, settings)(guard(direct(handlers)(app.asgi_handler)))
+    app.asgi_handler = _observe(app, settings, guard, handlers)(app.asgi_handler)
     return app

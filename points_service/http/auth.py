@@ -23,7 +23,7 @@ from points_service.domain.signing import (
     check_signature,
 )
 from points_service.http.errors import ApiError
-from points_service.http.hot import read_body, send_json
+from points_service.http.hot import Reply, read_body, send_json
 from points_service.http.schemas import ErrorOut
 
 _encoder = msgspec.json.Encoder()
@@ -63,14 +63,14 @@ class Refusal(Exception):
         self.status, self.code, self.message = status, code, message
         self.retry_after, self.field = retry_after, field
 
-    async def send(self, send: Send) -> None:
+    def reply(self) -> Reply:
         headers: list[tuple[bytes, bytes]] = []
         if self.status == 401:
             headers.append((b"www-authenticate", b'Bearer realm="points-service"'))
         if self.retry_after is not None:
             headers.append((b"retry-after", str(self.retry_after).encode()))
         out = ErrorOut(self.status, self.code, self.message, self.field, None, self.retry_after)
-        await send_json(send, self.status, _encoder.encode(out), tuple(headers))
+        return self.status, _encoder.encode(out), tuple(headers)
 
 
 _SIGNING_HEADERS = {TIMESTAMP.encode(), NONCE.encode(), SIGNATURE.encode()}
@@ -109,25 +109,37 @@ async def _verify(
     return _replaying(body, receive)
 
 
-def authorize(
-    keys: Iterable[ApiKey],
-    limits: Callable[[], Limits | None],
-    per_key: int,
-    *,
-    signature_window: int = 300,
-    max_body: int = 4 * 1024 * 1024,
-) -> Any:
-    """`limits()` is the rate limiter once the app has started (None before); `per_key`
-    requests a second per key (0: none); `signature_window`: seconds a signed request's
-    timestamp may be off the service's clock."""
-    by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
+class Guard:
+    """The API key check: `admit` for one request, or the whole check as ASGI middleware
+    (`guard(inner)`). `limits()` is the rate limiter once the app has started (None
+    before); `per_key` requests a second per key (0: none); `signature_window`: seconds a
+    signed request's timestamp may be off the service's clock."""
 
-    async def admit(scope: Any, receive: Receive, needed: str) -> Receive:
-        """The receive to serve the request with, or a Refusal."""
+    def __init__(
+        self,
+        keys: Iterable[ApiKey],
+        limits: Callable[[], Limits | None],
+        per_key: int,
+        *,
+        signature_window: int = 300,
+        max_body: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
+        self._limits = limits
+        self._per_key = per_key
+        self._window = signature_window
+        self._max_body = max_body
+
+    async def admit(self, scope: Any, receive: Receive) -> Receive:
+        """The receive to serve the request with (a signed request's body is read and
+        checked here), or a Refusal. A public route, or the console's, passes."""
+        needed = needed_scope(scope["method"], scope["path"])
+        if needed in (PUBLIC, CONSOLE):
+            return receive
         presented = _presented(scope["headers"])
         if presented is None:
             raise Refusal(401, "unauthorized", "an API key is required")
-        key = by_digest.get(digest(presented))
+        key = self._by_digest.get(digest(presented))
         if key is None:
             raise Refusal(401, "unauthorized", "the API key is not known")
         if not key.allows(needed):
@@ -136,7 +148,8 @@ def authorize(
         fields = scope.get(LOG_FIELDS)
         if fields is not None:  # the request's summary line names the key
             fields["key"] = key.name
-        limiter = limits()
+        limiter = self._limits()
+        per_key = self._per_key
         wait = limiter.admit(key.name) if limiter is not None and per_key else 0.0
         if wait:
             raise Refusal(
@@ -148,26 +161,20 @@ def authorize(
         if key.secret is None or needed != EVENTS_WRITE:
             return receive
         try:
-            return await _verify(scope, receive, key, limiter, signature_window, max_body)
+            return await _verify(scope, receive, key, limiter, self._window, self._max_body)
         except SignatureRefused as refused:
             raise Refusal(401, "bad_signature", refused.message, field=refused.field) from None
         except ApiError as error:  # the body too large, or the client gone
             raise Refusal(error.status, error.code, error.detail, field="body") from None
 
-    def middleware(inner: ASGIApp) -> ASGIApp:
+    def __call__(self, inner: ASGIApp) -> ASGIApp:
         async def handle(scope: Any, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await inner(scope, receive, send)
-                return
-            needed = needed_scope(scope["method"], scope["path"])
-            if needed not in (PUBLIC, CONSOLE):
+            if scope["type"] == "http":
                 try:
-                    receive = await admit(scope, receive, needed)
+                    receive = await self.admit(scope, receive)
                 except Refusal as refusal:
-                    await refusal.send(send)
+                    await send_json(send, *refusal.reply())
                     return
             await inner(scope, receive, send)
 
         return handle
-
-    return middleware

@@ -7,14 +7,16 @@ signature model, keyword-argument resolution, and building a `Response` and its 
 counterpart. On this path that machinery cost about a fifth of the worker's time per
 event (bench/RESULTS.md), more than decoding the event and planning it together.
 
-`direct` goes one step further on the paths it knows for sure: it answers them from the
-app's middleware (after the request id, the latency histogram, the access line and the
-API key), past Litestar's router and its exception middleware, and maps a refusal
-through the app's own exception handlers, so the answer is the same byte for byte. A
-leaderboard read carries an informant id in its path, so the router's cache of resolved
-paths never knew it: the router cost ~8 % of a rank read's instructions (737k -> 672k
-per request with the two changes made beside it, callgrind; bench/RESULTS.md). Any
-other path, or one Litestar would first normalize, goes through Litestar as before.
+The app's outermost middleware (`app._observe`) goes one step further on the paths
+`hot_answer` knows for sure: it answers them itself, after the request id and the API
+key check, past Litestar's router and its exception middleware, and maps a refusal
+through the app's own exception handlers (`refusal`), so the answer is the same byte for
+byte. A leaderboard read carries an informant id in its path, so the router's cache of
+resolved paths never knew it: the router cost ~8 % of a rank read's instructions (737k
+-> 672k per request with the two changes made beside it, callgrind; bench/RESULTS.md).
+Answering there rather than from a middleware of its own, inside the key check's,
+saved another ~1 % (612k -> 604k on the callgrind client of 2026-12-06). Any other
+path, or one Litestar would first normalize, goes through Litestar as before.
 
 The OpenAPI operation is the one Litestar renders for `documented_record_event`, a
 typed handler with the same contract that is never served (app.py copies it in).
@@ -30,7 +32,7 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 from litestar import Request, Response, asgi, post
 from litestar.params import RawBody
-from litestar.types import ASGIApp, ExceptionHandlersMap, Receive, Scope, Send
+from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from points_service.adapters.logging import LOG_FIELDS, informant_field
 from points_service.domain.events import ID_PATTERN, Event
@@ -94,6 +96,7 @@ Reply = tuple[int, bytes, Headers]
 
 async def event_reply(scope: Scope, receive: Receive) -> Reply:
     """POST /v1/events: the answer, or the exception that refuses the request."""
+    scope["path_template"] = PATH
     if scope["method"] != "POST":  # type: ignore[typeddict-item]
         error = ErrorOut(405, "method_not_allowed", f"{PATH} takes POST only")
         return 405, _encoder.encode(error), ((b"allow", b"POST"),)
@@ -183,8 +186,8 @@ async def _ranks(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Stru
 
 
 _BOARDS = "/v1/leaderboards"
-Answer = Callable[[Runtime, Mapping[str, Any], Query], Awaitable[msgspec.Struct]]
-_BOARD_PATHS: tuple[tuple[re.Pattern[str], str, Answer, bool], ...] = (
+BoardAnswer = Callable[[Runtime, Mapping[str, Any], Query], Awaitable[msgspec.Struct]]
+_BOARD_PATHS: tuple[tuple[re.Pattern[str], str, BoardAnswer, bool], ...] = (
     # the rest of the path after the mount, its template (a metrics label), the answer,
     # whether the encoded answer may be served again for the page TTL (the top of a
     # board is the same for every reader; a standing or a set of ranks is not)
@@ -260,11 +263,12 @@ class PageCache:
 BOARD_ROUTES = [asgi(_BOARDS, is_mount=True, copy_scope=False, name="leaderboards")(leaderboards)]
 
 
-def _refusal(
+def refusal(
     handlers: ExceptionHandlersMap, scope: Scope, receive: Receive, exc: Exception
 ) -> Reply:
     """What the app's exception handlers answer to `exc` (called in the except block, so
-    that an unexpected error is logged with its traceback)."""
+    that an unexpected error is logged with its traceback). `handlers`: every one keyed
+    by an exception class, `Exception` among them."""
     handler = next(handlers[k] for k in type(exc).__mro__ if k in handlers)
     response: Response[bytes] = handler(Request(scope, receive), exc)
     assert isinstance(response.content, bytes), "the app's handlers answer encoded JSON"
@@ -272,36 +276,27 @@ def _refusal(
     return response.status_code or 500, response.content, headers
 
 
-def direct(handlers: ExceptionHandlersMap) -> Callable[[ASGIApp], ASGIApp]:
-    """ASGI middleware, innermost of the app's own: `POST /v1/events` and the leaderboard
-    reads answered here, past Litestar's router (see the module's docstring).
-    `handlers`: the app's exception handlers, every one keyed by an exception class,
-    `Exception` among them."""
-    assert Exception in handlers
-    assert all(isinstance(k, type) for k in handlers)
-    boards = _BOARDS + "/"
+Answer = Callable[[Scope, Receive], Awaitable[Reply]]
+_BOARDS_SLASH = _BOARDS + "/"
 
-    def middleware(inner: ASGIApp) -> ASGIApp:
-        async def handle(scope: Any, receive: Receive, send: Send) -> None:
-            path: str = scope["path"]
-            answer: Callable[[Scope, Receive], Awaitable[Reply]] | None = None
-            if scope["type"] == "http" and not scope.get("root_path"):
-                if path == PATH:
-                    scope["path_template"] = PATH
-                    answer = event_reply
-                elif path.startswith(boards) and "//" not in path:
-                    scope["path_template"] = _BOARDS  # until the answer knows its route
-                    scope["path"] = path[len(_BOARDS) :]  # as the mount hands it on
-                    answer = board_reply
-            if answer is None:
-                await inner(scope, receive, send)
-                return
-            try:
-                reply = await answer(scope, receive)
-            except Exception as exc:
-                reply = _refusal(handlers, scope, receive, exc)
-            await send_json(send, *reply)
 
-        return handle
+def hot_answer(scope: Any) -> Answer | None:
+    """The answer to `POST /v1/events` or a leaderboard read, past Litestar's router
+    (see the module's docstring), or None: Litestar routes the request. A path
+    Litestar would first normalize (a doubled slash), or a request with a `root_path`,
+    goes to Litestar."""
+    if scope.get("root_path"):
+        return None
+    path: str = scope["path"]
+    if path == PATH:
+        return event_reply
+    if path.startswith(_BOARDS_SLASH) and "//" not in path:
+        return _mounted_board_reply
+    return None
 
-    return middleware
+
+async def _mounted_board_reply(scope: Scope, receive: Receive) -> Reply:
+    """`board_reply` with the scope as Litestar's mount hands it on."""
+    scope["path_template"] = _BOARDS  # until the answer knows its route
+    scope["path"] = scope["path"][len(_BOARDS) :]
+    return await board_reply(scope, receive)

@@ -201,9 +201,10 @@ async def test_bad_board_parameters_are_a_422_naming_them(client: Client) -> Non
 
 
 async def test_the_direct_path_and_litestars_router_answer_alike(client: Client) -> None:
-    """http/hot.py's `direct` answers the hot paths before Litestar's router; a path that
-    Litestar would normalize first (a doubled slash) still goes through the router. Both
-    give the same answers, refusals included."""
+    """The app's outer middleware answers the hot paths (http/hot.py's `hot_answer`)
+    before Litestar's router; a path that Litestar would normalize first (a doubled
+    slash) still goes through the router. Both give the same answers, refusals
+    included."""
     who = unique("u")
     await share(client, who)
     cases: list[tuple[str, str, dict[str, Any], Any]] = [
