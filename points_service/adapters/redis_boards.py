@@ -21,7 +21,7 @@ import msgspec
 from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.redis_state import VIEW_FIELDS, key_tag
 from points_service.adapters.script_pipeline import ScriptPipeline
-from points_service.domain.boards import Around, Board, BoardWrite, Window
+from points_service.domain.boards import Around, Board, BoardWrite, Shown, Window
 
 _LUA = files("points_service.adapters") / "lua"
 _encode = msgspec.json.encode
@@ -35,21 +35,31 @@ return score
 
 DISPLAY_FIELDS = ("nm", "un", "pv", "ct", "co", "in")
 DISPLAY_NAMES = VIEW_FIELDS  # the profile's view (redis_state.profile_view) holds these
-# field, name, field, name...: what board_read.lua reads and the names it gives them
-_FIELD_NAMES = tuple(x for pair in zip(DISPLAY_FIELDS, DISPLAY_NAMES, strict=True) for x in pair)
+assert Shown.__struct_fields__ == DISPLAY_NAMES, "a view decodes as Shown, an HMGET in order"
 
 
-def _display(row: Sequence[bytes | None]) -> dict[str, str]:
-    """One profile's display fields from its HMGET of DISPLAY_FIELDS (absent ones left
-    out). A loop, not a comprehension over a strict zip: this runs for every entry shown."""
-    shown = {}
-    for name, value in zip(DISPLAY_NAMES, row, strict=False):  # HMGET: one per field
-        if value:
-            shown[name] = value.decode()
-    return shown
+def _lua_strings(names: Sequence[str]) -> str:
+    assert all(n.isidentifier() for n in names), "plain names, nothing to escape"
+    return ", ".join(f"'{n}'" for n in names)
 
 
-_decode_display = msgspec.json.Decoder(list[dict[str, str]]).decode
+def _board_read_script() -> str:
+    """board_read.lua with the profile fields it reads for a display, and the names it
+    gives them, written in: constant, so no call carries them as arguments."""
+    return (
+        _LUA.joinpath("board_read.lua")
+        .read_text()
+        .replace("{--FIELDS--}", "{" + _lua_strings(DISPLAY_FIELDS) + "}")
+        .replace("{--NAMES--}", "{" + _lua_strings(DISPLAY_NAMES) + "}")
+    )
+
+
+def _display(row: Sequence[bytes | None]) -> Shown:
+    """One profile's display fields from its HMGET of DISPLAY_FIELDS (absent ones None)."""
+    return Shown(*(value.decode() if value else None for value in row))
+
+
+_decode_display = msgspec.json.Decoder(list[Shown]).decode
 _decode_rows = msgspec.json.Decoder(list[tuple[str, int]]).decode
 
 
@@ -92,7 +102,7 @@ class RedisBoards:
         self._take_back = self._scripts.register(_TAKE_BACK)
         self._replace = self._scripts.register(_LUA.joinpath("board_replace.lua").read_text())
         self._keys: dict[Board, str] = {}
-        self._read = self._scripts.register(_LUA.joinpath("board_read.lua").read_text())
+        self._read = self._scripts.register(_board_read_script())
 
     def key(self, board: Board) -> str:
         key = self._keys.get(board)
@@ -164,7 +174,7 @@ class RedisBoards:
         in the same call."""
         args: list[Any] = ["around", informant_id, around]
         if not self._cluster:
-            args += [f"{self._prefix}:{{", *_FIELD_NAMES]
+            args.append(f"{self._prefix}:{{")
         reply = await self._scripts.call(self._read, [self.key(board)], args)
         if len(reply) == 2:
             return Around(reply[0], None, None)
@@ -186,7 +196,7 @@ class RedisBoards:
             None if score is None else (-int(float(score)), int(higher)) for score, higher in found
         ]
 
-    async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def display(self, ids: Sequence[str]) -> dict[str, Shown]:
         """Display fields of each informant's profile: one script call on one node, one
         pipelined read on a cluster."""
         if not ids:
@@ -199,7 +209,7 @@ class RedisBoards:
                 rows = await pipe.execute()
             return {i: _display(row) for i, row in zip(ids, rows, strict=True)}
         keys = [f"{tag}:v" for tag in tags] + [f"{tag}:p" for tag in tags]
-        shown = await self._scripts.call(self._read, keys, ["display", *_FIELD_NAMES])
+        shown = await self._scripts.call(self._read, keys, ["display"])
         return dict(zip(ids, _decode_display(shown), strict=True))
 
     # --- rebuild -------------------------------------------------------------------

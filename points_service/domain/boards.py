@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal, NamedTuple, get_args
+from typing import Annotated, Final, Literal, NamedTuple, get_args
 
 import msgspec
 
@@ -200,6 +200,20 @@ class Board(NamedTuple):
     period: str  # all | day:2026-11-28 | week:2026-W48 | month:2026-11 | year:2026
 
 
+class Shown(msgspec.Struct, frozen=True):
+    """An informant's display fields on a board (from the profile; None: not set)."""
+
+    name: str | None = None
+    unit_name: str | None = None
+    province: str | None = None
+    city: str | None = None
+    county: str | None = None
+    institution_id: str | None = None
+
+
+NOT_SHOWN: Final = Shown()
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """Consecutive members of a board from position `start` (0 is the top)."""
@@ -209,7 +223,7 @@ class Window:
     rows: list[tuple[str, int]]  # (informant, score), best first, ties by id
     higher_than_first: int  # members with a strictly higher score than rows[0]
     # Each row's display fields, when the store read them with the window; None: not read
-    display: list[dict[str, Any]] | None = None
+    display: list[Shown] | None = None
 
     def ranks(self) -> list[int]:
         """Standard competition ranks (1, 2, 2, 4) of the rows."""

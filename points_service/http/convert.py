@@ -142,7 +142,11 @@ def period_out(v: PeriodView) -> PeriodOut:
 
 
 def entry_out(e: Entry) -> EntryOut:
-    return EntryOut(e.rank, e.informant_id, e.score, **e.display)
+    d = e.display
+    return EntryOut(
+        e.rank, e.informant_id, e.score, d.name, d.unit_name, d.province, d.city, d.county,
+        d.institution_id,
+    )  # fmt: skip
 
 
 def board_out(page: Page) -> BoardOut:

@@ -185,6 +185,19 @@ async def _ranks(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Stru
     return ranks_out(ranks)
 
 
+def _query(text: str) -> Query:
+    """The query's parameters as parse_qsl reads them (blank values kept, the last of a
+    repeated name wins); a plain one (no escapes, no '+', no ';') without its cost."""
+    if "%" in text or "+" in text or ";" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    query = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            query[name] = value
+    return query
+
+
 _BOARDS = "/v1/leaderboards"
 BoardAnswer = Callable[[Runtime, Mapping[str, Any], Query], Awaitable[msgspec.Struct]]
 _BOARD_PATHS: tuple[tuple[re.Pattern[str], str, BoardAnswer, bool], ...] = (
@@ -228,7 +241,7 @@ async def board_reply(scope: Scope, receive: Receive) -> Reply:
     cacheable = cached and pages.ttl > 0
     body = pages.get((rest, raw_query)) if cacheable else None
     if body is None:
-        query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+        query = _query(raw_query.decode("latin-1"))
         body = _encoder.encode(await answer(state.runtime, match.groupdict(), query))
         if cacheable:
             pages.put((rest, raw_query), body)

@@ -21,11 +21,13 @@ import msgspec
 
 from points_service.domain.boards import (
     METRICS,
+    NOT_SHOWN,
     Board,
     BoardSet,
     BoardTotals,
     DayTotal,
     Placement,
+    Shown,
     Window,
     board_targets,
     board_writes,
@@ -83,7 +85,7 @@ class Entry(NamedTuple):
     rank: int
     informant_id: str
     score: int
-    display: dict[str, Any]
+    display: Shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,7 @@ class Leaderboards:
         self._seen: set[Board] = set()
         # Board writes sent and not waited for (one node), until Redis has applied them.
         self._in_flight: set[asyncio.Future[Any]] = set()
-        self._display_cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._display_cache: OrderedDict[str, tuple[float, Shown]] = OrderedDict()
 
     # --- the credit path -------------------------------------------------------------
 
@@ -393,12 +395,12 @@ class Leaderboards:
 
     # --- reading ---------------------------------------------------------------------
 
-    async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def display(self, ids: Sequence[str]) -> dict[str, Shown]:
         """Display fields (name, unit, region) of each informant, kept for DISPLAY_TTL:
         the same top entries are shown again and again, and a renamed informant may show
         under the old name for that long (in this worker; a PUT here forgets it at once)."""
         now = time.monotonic()
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Shown] = {}
         missing = []
         for i in ids:
             cached = self._display_cache.get(i)
@@ -411,7 +413,7 @@ class Leaderboards:
             expires = now + DISPLAY_TTL
             cache = self._display_cache
             for i in missing:
-                fields = fetched.get(i, {})
+                fields = fetched.get(i, NOT_SHOWN)
                 cache[i] = (expires, fields)
                 cache.move_to_end(i)
                 found[i] = fields
@@ -429,7 +431,7 @@ class Leaderboards:
         shown = window.display
         if shown is None:
             display = await self.display([i for i, _ in window.rows])
-            shown = [display.get(i, {}) for i, _ in window.rows]
+            shown = [display.get(i, NOT_SHOWN) for i, _ in window.rows]
         return [
             Entry(rank, informant_id, score, fields)
             for rank, (informant_id, score), fields in zip(
@@ -450,7 +452,7 @@ class Leaderboards:
             members, ranked = final
             chosen = ranked[start : start + limit]
             display = await self.display([i for _, i, _ in chosen])
-            entries = [Entry(r, i, score, display.get(i, {})) for r, i, score in chosen]
+            entries = [Entry(r, i, score, display.get(i, NOT_SHOWN)) for r, i, score in chosen]
             after = start + len(chosen)
             more = after < len(ranked) and bool(chosen)
         else:
@@ -495,7 +497,7 @@ class Leaderboards:
                     score,
                     round(100 * (members - rank + 1) / members, 2),
                     members,
-                    [Entry(r, i, sc, display.get(i, {})) for r, i, sc in chosen],
+                    [Entry(r, i, sc, display.get(i, NOT_SHOWN)) for r, i, sc in chosen],
                 )
         found = await self._store.around(board, informant_id, around)
         members = found.members

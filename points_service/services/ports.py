@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapp
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Window
+from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Shown, Window
 from points_service.domain.draws import (
     Commitment,
     DailyLimitReached,
@@ -131,7 +131,7 @@ class BoardStore(Protocol):
         self, board: Board, ids: Sequence[str]
     ) -> tuple[int, list[tuple[int, int] | None]]: ...
 
-    async def display(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+    async def display(self, ids: Sequence[str]) -> dict[str, Shown]: ...
 
     async def replace(self, boards: Sequence[tuple[Board, Mapping[str, int]]]) -> int: ...
 

@@ -12,7 +12,7 @@ from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import connect
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.script_pipeline import ScriptPipeline
-from points_service.domain.boards import Board
+from points_service.domain.boards import Board, Shown
 from points_service.domain.engine import InformantState
 from points_service.domain.profiles import Profile
 from points_service.domain.recovery import Restored
@@ -50,15 +50,15 @@ async def test_views_and_hashes_show_the_same_fields(
         await state.set_profile(who, profile)
     await boards.add({BOARD: {"a": 3, "b": 2, "c": 1}})
     expected = {
-        "a": {"name": "甲", "unit_name": "兴庆区科协", "province": "640000", "county": "640104"},
-        "b": {"name": '乙 "quoted"', "institution_id": "inst-1"},
-        "c": {},
+        "a": Shown(name="甲", unit_name="兴庆区科协", province="640000", county="640104"),
+        "b": Shown(name='乙 "quoted"', institution_id="inst-1"),
+        "c": Shown(),
     }
     around = await boards.around(BOARD, "b", 1)
     assert around.window is not None
     assert around.window.rows == [("a", 3), ("b", 2), ("c", 1)]
     assert around.window.display == [expected["a"], expected["b"], expected["c"]]
-    assert await boards.display(["c", "a", "b", "nobody"]) == expected | {"nobody": {}}
+    assert await boards.display(["c", "a", "b", "nobody"]) == expected | {"nobody": Shown()}
 
     # Without their views (as before views existed): the same, from the hashes.
     assert await client.unlink(*(f"{prefix}:{{{w}}}:v" for w in people)) == 3
@@ -69,7 +69,7 @@ async def test_views_and_hashes_show_the_same_fields(
     # A new profile writes its view again, and it is what is shown.
     await state.set_profile("a", Profile(name="甲二"))
     assert await client.exists(f"{prefix}:{{a}}:v") == 1
-    assert (await boards.display(["a"]))["a"] == {"name": "甲二"}
+    assert (await boards.display(["a"]))["a"] == Shown(name="甲二")
 
     # A forced restore rewrites the hash from the ledger's profile and drops the view
     # (a key the script is given, beside the hash, in the same slot): the restored
@@ -79,6 +79,6 @@ async def test_views_and_hashes_show_the_same_fields(
     restored = Restored(kept, Profile(name="甲三", county="640105"), True, range(day, day + 1))
     assert await state.restore({"a": restored}, force=True) == ["a"]
     assert await client.exists(f"{prefix}:{{a}}:v") == 0
-    assert (await boards.display(["a"]))["a"] == {"name": "甲三", "county": "640105"}
+    assert (await boards.display(["a"]))["a"] == Shown(name="甲三", county="640105")
     assert await client.hgetall(f"{prefix}:{{a}}:d:{day}") == {b"n:login": b"1"}
     assert await client.hget(f"{prefix}:{{a}}:s", "b") == b"7"

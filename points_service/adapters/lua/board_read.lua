@@ -1,31 +1,30 @@
 -- One read of one board (scores stored negated: see redis_boards.py), in one call.
 -- KEYS[1] the board. ARGV[1] the mode:
 --   "page", start, count        -> {members, {member, score, ...}, higher than the first}
---   "around", member, around [, profile head, field, name, field, name...]
+--   "around", member, around [, profile head]
 --                               -> {members, position or false, score, higher, start,
 --                                   {member, score, ...}, higher than the window's first
 --                                   (with a profile head: the window and the fields
 --                                   as JSON, below)}
 --   "ranks", member...          -> {members, {score or false, higher}...}
---   "display", field, name, field, name...   with KEYS the n profile views, then the n
---                                   profile hashes (no board)  -> the fields as JSON
+--   "display"                      with KEYS the n profile views, then the n profile
+--                                   hashes (no board)  -> the fields as JSON
 -- "higher" counts members with a strictly higher score (a standard competition rank is
 -- that plus one).
 -- Display fields (`shown`): each informant's profile view as it is (one MGET), or for one
--- without a view (written before views, or restored) the named fields of its hash; one
--- JSON text, [{name: value...}...] (absent fields left out). One Redis node only: the
+-- without a view (written before views, or restored) the FIELDS of its hash under their
+-- NAMES (both written in by redis_boards.py); one JSON text, [{name: value...}...]
+-- (absent fields left out). One Redis node only: the
 -- keys are in many slots (on a cluster the adapter pipelines HMGETs instead).
 -- With a profile head, "around" also reads the display fields of each window member
 -- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
 -- never passes a head on a cluster), saving the caller a second round trip; the window
 -- then comes as JSON too, [[member, score (not negated)]...].
 local mode = ARGV[1]
+local FIELDS, NAMES = {--FIELDS--}, {--NAMES--}
 
-local function shown(views, hashes, from)
-  local fields, names = {}, {}
-  for i = from, #ARGV, 2 do
-    fields[#fields + 1], names[#names + 1] = ARGV[i], ARGV[i + 1]
-  end
+local function shown(views, hashes)
+  local fields, names = FIELDS, NAMES
   local found = redis.call('MGET', unpack(views))
   for i, view in ipairs(found) do
     if not view then
@@ -42,7 +41,7 @@ end
 
 if mode == 'display' then
   local n = #KEYS / 2
-  return shown({unpack(KEYS, 1, n)}, {unpack(KEYS, n + 1)}, 2)
+  return shown({unpack(KEYS, 1, n)}, {unpack(KEYS, n + 1)})
 end
 
 local key = KEYS[1]
@@ -79,7 +78,7 @@ elseif mode == 'around' then
     placed[#placed + 1] = {rows[i], -tonumber(rows[i + 1])}
   end
   return {members, position, score, higher(score), start, cjson.encode(placed), first,
-          shown(views, hashes, 5)}
+          shown(views, hashes)}
 end
 local out = {}
 for i = 2, #ARGV do
