@@ -212,7 +212,7 @@ def _load(args: argparse.Namespace, port: int, tag: str, seconds: int) -> tuple[
     trace: list[tuple[float, float]] = []
     load = uvloop.run(
         cl.paced(
-            port, "/v1/events", args.rate, seconds, args.connections, cl.EventBodies(tag),
+            port, "/v1/events", args.rate, seconds, args.connections or 64, cl.EventBodies(tag),
             trace=trace,
         )
     )  # fmt: skip

@@ -159,7 +159,13 @@ class RedisBoards:
 
     @staticmethod
     def _rows(flat: Sequence[bytes]) -> list[tuple[str, int]]:
-        return [(flat[i].decode(), -int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        """(member, score) pairs of a ZRANGE WITHSCORES (scores negated, as stored)."""
+        pairs = iter(flat)
+        try:  # Redis writes a whole-number score as an integer ("-1500")
+            return [(m.decode(), -int(s)) for m, s in zip(pairs, pairs, strict=True)]
+        except ValueError:  # or, past 10^17, as "-1.5e+17"
+            pairs = iter(flat)
+            return [(m.decode(), -int(float(s))) for m, s in zip(pairs, pairs, strict=True)]
 
     async def window(self, board: Board, start: int, count: int) -> Window:
         """Members from position `start` (0 is the top), best first, ties by id."""
