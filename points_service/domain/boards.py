@@ -127,8 +127,7 @@ def build_board_set(documents: Mapping[str, bytes]) -> BoardSet:
 # --- scopes ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(msgspec.Struct, frozen=True, gc=False):
     """Where an informant belongs, as its profile said when the event was credited."""
 
     province: str | None = None
@@ -214,8 +213,7 @@ class Shown(msgspec.Struct, frozen=True):
 NOT_SHOWN: Final = Shown()
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(msgspec.Struct, frozen=True, gc=False):
     """Consecutive members of a board from position `start` (0 is the top)."""
 
     members: int  # on the whole board
@@ -238,8 +236,7 @@ class Window:
         return ranks
 
 
-@dataclass(frozen=True, slots=True)
-class Around:
+class Around(msgspec.Struct, frozen=True, gc=False):
     members: int
     standing: tuple[int, int] | None  # (score, members strictly higher); None: absent
     window: Window | None

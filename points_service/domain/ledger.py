@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 
+import msgspec
+
 from points_service.domain.boards import NOWHERE, Placement
 from points_service.domain.engine import Decision
 from points_service.domain.events import Event
@@ -23,8 +25,7 @@ class WriteStatus(Enum):
     CONFLICT = "conflict"  # the key is taken by a different write
 
 
-@dataclass(frozen=True, slots=True)
-class CreditWrite:
+class CreditWrite(msgspec.Struct, frozen=True, gc=False):
     event: Event
     decision: Decision
     received_at: datetime

@@ -32,8 +32,7 @@ class LevelFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     levels: Annotated[list[Level], msgspec.Meta(min_length=1)] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(msgspec.Struct, frozen=True, gc=False):
     """Where an experience total stands: its level, and how far the next one is."""
 
     experience: int

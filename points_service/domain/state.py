@@ -24,8 +24,7 @@ class Clawback(msgspec.Struct, frozen=True):
     b: int
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(msgspec.Struct, frozen=True, gc=False):
     decision: Decision
     replayed: bool
     # The informant's profile as Redis held it when the event was applied.
@@ -42,8 +41,7 @@ class Throttled:
 THROTTLED = Throttled()
 
 
-@dataclass(frozen=True, slots=True)
-class RateWindow:
+class RateWindow(msgspec.Struct, frozen=True, gc=False):
     """At most `limit` new events per informant within rate window `number` (the
     window's count of `seconds` since the epoch); `retry_after`: seconds to its end."""
 

@@ -89,8 +89,7 @@ class Entry(msgspec.Struct, frozen=True, gc=False):
     display: Shown
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(msgspec.Struct, frozen=True, gc=False):
     metric: str
     scope: str
     period: PeriodView
@@ -100,8 +99,7 @@ class Page:
     final: bool = False  # a closed period, served from its final standings
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(msgspec.Struct, frozen=True, gc=False):
     metric: str
     scope: str
     period: PeriodView
@@ -113,15 +111,13 @@ class Standing:
     neighbours: list[Entry]
 
 
-@dataclass(frozen=True, slots=True)
-class Rank:
+class Rank(msgspec.Struct, frozen=True, gc=False):
     informant_id: str
     rank: int | None
     score: int
 
 
-@dataclass(frozen=True, slots=True)
-class Ranks:
+class Ranks(msgspec.Struct, frozen=True, gc=False):
     metric: str
     scope: str
     period: PeriodView

@@ -3,7 +3,8 @@
 import asyncio
 import time
 import uuid
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from points_service.adapters.redis_client import connect
 from points_service.adapters.redis_limits import RedisLimits

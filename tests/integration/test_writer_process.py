@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,7 +94,9 @@ async def test_the_group_committer_settles_from_the_pipe_and_survives_a_dead_chi
         # One event twice in a commit: the ledger has it already.
         assert await ledger.commit([writes[1], writes[1]]) == [WriteStatus.EXISTING] * 2
         # Its id with another body: refused.
-        other = replace(writes[0], decision=msgspec.structs.replace(writes[0].decision, h="f" * 32))
+        other = msgspec.structs.replace(
+            writes[0], decision=msgspec.structs.replace(writes[0].decision, h="f" * 32)
+        )
         fresh = _writes(1, 60, now)[0]
         assert await ledger.commit([fresh, other]) == [WriteStatus.INSERTED, WriteStatus.CONFLICT]
 
