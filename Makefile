@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit bench soak fuzz clean venv tools
+.PHONY: run test lint typecheck contracts unit bench soak fuzz clean venv tools compiled
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-run: $(STAMP)
+# Bytecode for the package, written once: with PYTHONDONTWRITEBYTECODE set (as on these
+# machines) every start of the service or of a CLI command compiled it again (~0.25 s).
+compiled: $(STAMP)
+	@$(BIN)/python -m compileall -q points_service >/dev/null
+
+run: compiled
 	$(BIN)/points-service serve
 
 lint: $(STAMP)
@@ -49,7 +54,7 @@ test: lint typecheck contracts tools
 	$(BIN)/points-service leaderboards check leaderboards
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: compiled
 	$(BIN)/python bench/credit_load.py
 	$(BIN)/python bench/board_load.py
 	$(BIN)/python bench/import_load.py

@@ -287,8 +287,7 @@ def board_writes(
 # --- totals from the ledger -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DayTotal:
+class DayTotal(msgspec.Struct, frozen=True, gc=False):
     """What one informant's unreversed, on-time events of one day added, by placement."""
 
     day: int
