@@ -46,11 +46,11 @@ def _lua_strings(names: Sequence[str]) -> str:
 def _board_read_script() -> str:
     """board_read.lua with the profile fields it reads for a display, and the names it
     gives them, written in: constant, so no call carries them as arguments."""
-    return (
-        _LUA.joinpath("board_read.lua")
-        .read_text()
-        .replace("{--FIELDS--}", "{" + _lua_strings(DISPLAY_FIELDS) + "}")
-        .replace("{--NAMES--}", "{" + _lua_strings(DISPLAY_NAMES) + "}")
+    text = _LUA.joinpath("board_read.lua").read_text()
+    assert "{--FIELDS--}" in text, "board_read.lua's marker"
+    assert "{--NAMES--}" in text, "board_read.lua's marker"
+    return text.replace("{--FIELDS--}", "{" + _lua_strings(DISPLAY_FIELDS) + "}").replace(
+        "{--NAMES--}", "{" + _lua_strings(DISPLAY_NAMES) + "}"
     )
 
 

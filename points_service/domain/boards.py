@@ -199,7 +199,7 @@ class Board(NamedTuple):
     period: str  # all | day:2026-11-28 | week:2026-W48 | month:2026-11 | year:2026
 
 
-class Shown(msgspec.Struct, frozen=True):
+class Shown(msgspec.Struct, frozen=True, gc=False):
     """An informant's display fields on a board (from the profile; None: not set)."""
 
     name: str | None = None

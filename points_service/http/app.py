@@ -82,6 +82,10 @@ def _observe(
     (`hot.refusal`), so the answer is the same as Litestar's. Every other request goes
     on through the key check as middleware (`guard`) to Litestar."""
 
+    # `refusal` finds a handler for any exception: every key a class, Exception among them
+    assert Exception in handlers
+    assert all(isinstance(k, type) for k in handlers)
+
     def middleware(inner: ASGIApp) -> ASGIApp:
         routed = guard(inner)
 

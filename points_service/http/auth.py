@@ -127,7 +127,7 @@ class Guard:
         self._by_digest: Mapping[str, ApiKey] = {k.digest: k for k in keys}
         # Keys presented before, to their key: no hash per request (known keys only, so
         # unknown ones cannot grow it; the keys are fixed for the app's life).
-        self._presented: dict[bytes, ApiKey] = {}
+        self._known: dict[bytes, ApiKey] = {}
         self._limits = limits
         self._per_key = per_key
         self._window = signature_window
@@ -142,13 +142,13 @@ class Guard:
         presented = _presented(scope["headers"])
         if presented is None:
             raise Refusal(401, "unauthorized", "an API key is required")
-        key = self._presented.get(presented)
+        key = self._known.get(presented)
         if key is None:
             key = self._by_digest.get(digest(presented))
             if key is None:
                 raise Refusal(401, "unauthorized", "the API key is not known")
-            if len(self._presented) < 1_000:
-                self._presented[presented] = key
+            if len(self._known) < 1_000:
+                self._known[presented] = key
         if not key.allows(needed):
             raise Refusal(403, "forbidden", f"the key {key.name!r} lacks the scope {needed!r}")
         scope[KEY_NAME] = key.name  # who did it, for what an admin changes

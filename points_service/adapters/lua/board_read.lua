@@ -14,8 +14,8 @@
 -- Display fields (`shown`): each informant's profile view as it is (one MGET), or for one
 -- without a view (written before views, or restored) the FIELDS of its hash under their
 -- NAMES (both written in by redis_boards.py); one JSON text, [{name: value...}...]
--- (absent fields left out). One Redis node only: the
--- keys are in many slots (on a cluster the adapter pipelines HMGETs instead).
+-- (absent fields left out). One Redis node only: the keys are in many slots (on a
+-- cluster the adapter pipelines HMGETs instead).
 -- With a profile head, "around" also reads the display fields of each window member
 -- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
 -- never passes a head on a cluster), saving the caller a second round trip; the window
@@ -24,14 +24,13 @@ local mode = ARGV[1]
 local FIELDS, NAMES = {--FIELDS--}, {--NAMES--}
 
 local function shown(views, hashes)
-  local fields, names = FIELDS, NAMES
   local found = redis.call('MGET', unpack(views))
   for i, view in ipairs(found) do
     if not view then
-      local values = redis.call('HMGET', hashes[i], unpack(fields))
+      local values = redis.call('HMGET', hashes[i], unpack(FIELDS))
       local one = {}
-      for f = 1, #fields do
-        if values[f] then one[names[f]] = values[f] end
+      for f = 1, #FIELDS do
+        if values[f] then one[NAMES[f]] = values[f] end
       end
       found[i] = cjson.encode(one)
     end
