@@ -229,7 +229,7 @@ async def _boards_rebuild(settings: Settings, args: argparse.Namespace) -> int:
             rate = rows / max(time.perf_counter() - started, 1e-9)
             print(f"\r{rows:,} day totals read ({rate:,.0f}/s)", end="", file=sys.stderr)
 
-        report = await runtime.leaderboards.rebuild(only, progress)
+        report = await runtime.leaderboards.rebuild(only, progress, scan=args.scan)
         seconds = time.perf_counter() - started
     finally:
         await runtime.stop()
@@ -246,7 +246,7 @@ async def _boards_reconcile(settings: Settings, args: argparse.Namespace) -> int
     only = _board_filter(args)
     runtime = await Runtime.start(settings)
     try:
-        differences = await runtime.leaderboards.reconcile(only)
+        differences = await runtime.leaderboards.reconcile(only, scan=args.scan)
     finally:
         await runtime.stop()
     for d in differences[: args.show]:
@@ -614,6 +614,13 @@ def _board_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", help="points, shares, share_views or posts (default: all)")
     parser.add_argument("--scope", help="all, province, city, county or institution")
     parser.add_argument("--period", help="day, week, month, year or all")
+    parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="find the boards in Redis by a SCAN of the whole keyspace, not the registry "
+        "that every board write names its board in (slow with millions of keys; also "
+        "finds boards written behind the service's back)",
+    )
 
 
 def _abuse_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

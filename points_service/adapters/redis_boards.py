@@ -4,6 +4,10 @@ One board is one sorted set, `<prefix>:lb{<metric>|<scope>|<period>}`: the whole
 is the hash tag, so a board and its rebuild shadow (`...:new`) share a Redis Cluster slot
 and no command touches two boards' slots at once.
 
+Every board written is named in the registry (`<prefix>:lbreg`, a set) by the write that
+could create it, in the same round trip: closing, rebuild and reconcile read the registry
+instead of a SCAN, which walks the whole keyspace (every informant's keys, millions).
+
 Scores are stored negated. Redis orders equal scores by member, ascending; with negated
 scores an ascending range is highest score first and, within a tie, informant ids in
 ascending order, which is how the API lists ties. A member's standard competition rank
@@ -13,6 +17,7 @@ negated scores strictly below its own.
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from importlib.resources import files
 from typing import Any
 
@@ -20,7 +25,7 @@ import msgspec
 
 from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.redis_state import VIEW_FIELDS, key_tag
-from points_service.adapters.script_pipeline import ScriptPipeline
+from points_service.adapters.script_pipeline import Script, ScriptPipeline
 from points_service.domain.boards import Around, Board, BoardWrite, Shown, Window
 
 _LUA = files("points_service.adapters") / "lua"
@@ -32,6 +37,10 @@ local score = tonumber(redis.call('ZINCRBY', KEYS[1], ARGV[1], ARGV[2]))
 if score >= 0 then redis.call('ZREM', KEYS[1], ARGV[2]) return 0 end
 return score
 """
+
+# Name boards in the registry (one key; ARGV at most REGISTER_AT names).
+_REGISTER = "return redis.call('SADD', KEYS[1], unpack(ARGV))"
+REGISTER_AT = 1000
 
 DISPLAY_FIELDS = ("nm", "un", "pv", "ct", "co", "in")
 DISPLAY_NAMES = VIEW_FIELDS  # the profile's view (redis_state.profile_view) holds these
@@ -101,7 +110,11 @@ class RedisBoards:
         self._add = self._scripts.register(_LUA.joinpath("boards.lua").read_text())
         self._take_back = self._scripts.register(_TAKE_BACK)
         self._replace = self._scripts.register(_LUA.joinpath("board_replace.lua").read_text())
+        self._register = self._scripts.register(_REGISTER)
         self._keys: dict[Board, str] = {}
+        # Boards this process has seen named in the registry (a bounded cache: a board
+        # missing from it is only named again).
+        self._registered: set[Board] = set()
         self._read = self._scripts.register(_board_read_script())
 
     def key(self, board: Board) -> str:
@@ -124,7 +137,7 @@ class RedisBoards:
         each), now. The future is done once Redis has applied them."""
         boards = list(increments)
         step = self._per_call
-        calls = []
+        new, calls = self._registering(boards)
         for start in range(0, len(boards), step):
             chunk = boards[start : start + step]
             writes = []
@@ -132,7 +145,38 @@ class RedisBoards:
                 for member, delta in increments[board].items():
                     writes.append((index, member, -delta))
             calls.append((self._add, [self.key(b) for b in chunk], [_encode(writes)]))
-        return self._scripts.call_later(calls)
+        return self._naming(self._scripts.call_later(calls), new)
+
+    def _registering(
+        self, boards: Iterable[Board]
+    ) -> tuple[list[Board], list[tuple[Script, list[str], list[Any]]]]:
+        """The boards this process has not seen named in the registry, and the calls that
+        name them: they go first in the round trip that writes the boards, and Redis runs
+        a pipeline's calls in order (on one node), so a board does not exist unnamed. A
+        name whose board is gone is harmless: closing and rebuild drop it."""
+        new = [b for b in boards if b not in self._registered]
+        if not new:
+            return new, []
+        if len(self._registered) > 100_000:
+            self._registered.clear()
+        self._registered.update(new)  # taken back if the round trip fails (_named)
+        names = ["|".join(b) for b in new]
+        registry = [self._registry()]
+        calls = [
+            (self._register, registry, names[i : i + REGISTER_AT])
+            for i in range(0, len(names), REGISTER_AT)
+        ]
+        return new, calls
+
+    def _naming(self, done: "asyncio.Future[Any]", new: list[Board]) -> "asyncio.Future[Any]":
+        """`done`, the round trip that names `new`: if it fails, they are named next time."""
+        if new:
+            done.add_done_callback(partial(self._named, new))
+        return done
+
+    def _named(self, boards: list[Board], done: "asyncio.Future[Any]") -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._registered.difference_update(boards)
 
     async def take_back(self, informant_id: str, writes: Sequence[BoardWrite]) -> None:
         await self._scripts.call_many(
@@ -148,6 +192,9 @@ class RedisBoards:
 
     async def put(self, informant_id: str, scores: Mapping[Board, int]) -> None:
         """Set the member's score on each board (restoring a hidden informant)."""
+        new, naming = self._registering(b for b, score in scores.items() if score > 0)
+        if naming:  # named first (see _registering); this also sends waiting increments
+            await self._naming(self._scripts.call_many(naming), new)
         self._scripts.flush()  # increments still waiting go first (add)
         async with self._redis.pipeline(transaction=False) as pipe:
             for board, score in scores.items():
@@ -225,7 +272,7 @@ class RedisBoards:
         board (built in its shadow key, then renamed over it, in the board's slot): readers
         see the old board or the new one. No members: the board is removed. Returns the
         members written."""
-        calls = []
+        new, calls = self._registering(b for b, _ in boards)
         written = 0
         for board, members in boards:
             negated = {m: -score for m, score in members.items() if score > 0}
@@ -233,11 +280,15 @@ class RedisBoards:
             keys = [shadow_key(self._prefix, board), self.key(board)]
             calls.append((self._replace, keys, [_encode(negated)]))
         if calls:
-            await self._scripts.call_many(calls)
+            await self._naming(self._scripts.call_many(calls), new)
         return written
 
-    async def boards(self) -> list[Board]:
-        """Every board in Redis (SCAN: for the rebuild, reconcile and closing)."""
+    async def boards(self, *, scan: bool = False) -> list[Board]:
+        """Every board in Redis, as the registry names them (a name may outlive its
+        board); `scan`: found by a SCAN of the whole keyspace instead, which also finds
+        boards written behind the service's back."""
+        if not scan:
+            return await self.registered()
         self._scripts.flush()
         found = []
         async for raw in self._redis.scan_iter(match=f"{self._prefix}:lb{{*}}", count=1000):
@@ -275,22 +326,20 @@ class RedisBoards:
         found = await self._redis.get(f"{self._prefix}:note:{name}")
         return found if isinstance(found, bytes) else None
 
-    # --- the registry of boards (closing reads it instead of a SCAN) ---------------
+    # --- the registry of boards (closing, rebuild and reconcile read it) -----------
 
     def _registry(self) -> str:
         return f"{self._prefix}:lbreg"
 
-    async def register(self, boards: Iterable[Board]) -> None:
-        names = ["|".join(b) for b in boards]
-        for start in range(0, len(names), 1000):
-            await self._redis.sadd(self._registry(), *names[start : start + 1000])
-
     async def unregister(self, boards: Iterable[Board]) -> None:
+        boards = list(boards)
+        self._registered.difference_update(boards)
         names = ["|".join(b) for b in boards]
         for start in range(0, len(names), 1000):
             await self._redis.srem(self._registry(), *names[start : start + 1000])
 
     async def registered(self) -> list[Board]:
+        self._scripts.flush()  # writes still waiting name their boards first (add)
         found = []
         async for raw in self._redis.sscan_iter(self._registry(), count=1000):
             parts = raw.decode().split("|")

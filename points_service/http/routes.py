@@ -596,6 +596,12 @@ async def rules_reload(request: AnyRequest) -> Response[RulesOut]:
     return Response(rules_out(rt), status_code=200 if result.ok else 422)
 
 
+_SCAN = (
+    "find the boards in Redis by a SCAN of the whole keyspace, not the registry every "
+    "board write names its board in: also finds boards written behind the service's back"
+)
+
+
 @post(
     "/v1/admin/leaderboards/rebuild",
     status_code=200,
@@ -606,10 +612,11 @@ async def boards_rebuild(
     metric: Annotated[str | None, QueryParameter()] = None,
     scope_kind: Annotated[str | None, QueryParameter(name="scope")] = None,
     period: Annotated[str | None, QueryParameter()] = None,
+    scan: Annotated[bool, QueryParameter(description=_SCAN)] = False,
 ) -> RebuildOut:
     only = BoardFilter(metric, scope_kind, period)  # checked by rebuild / reconcile
     started = time.perf_counter()
-    report = await _rt(request).leaderboards.rebuild(only)
+    report = await _rt(request).leaderboards.rebuild(only, scan=scan)
     seconds = round(time.perf_counter() - started, 3)
     _log.info("leaderboards_rebuilt", boards=report.boards, rows=report.day_rows, s=seconds)
     return RebuildOut(report.boards, report.members, report.removed, report.day_rows, seconds)
@@ -626,10 +633,11 @@ async def boards_reconcile(
     scope_kind: Annotated[str | None, QueryParameter(name="scope")] = None,
     period: Annotated[str | None, QueryParameter()] = None,
     show: Annotated[int, QueryParameter(ge=0, le=1000)] = 100,
+    scan: Annotated[bool, QueryParameter(description=_SCAN)] = False,
 ) -> ReconcileOut:
     only = BoardFilter(metric, scope_kind, period)  # checked by rebuild / reconcile
     started = time.perf_counter()
-    differences = await _rt(request).leaderboards.reconcile(only)
+    differences = await _rt(request).leaderboards.reconcile(only, scan=scan)
     seconds = round(time.perf_counter() - started, 3)
     log = _log.warning if differences else _log.info
     log("leaderboards_reconciled", differences=len(differences), s=seconds)

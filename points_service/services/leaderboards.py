@@ -211,8 +211,6 @@ class Leaderboards:
         # By placement and the periods of a day that are live (see _live_targets).
         self._live_cache: dict[tuple[Placement, tuple[str, ...]], _Targets] = {}
         self._live_days: dict[int, tuple[str, ...]] = {}
-        # Boards this worker wrote since it last told the registry (see close_periods).
-        self._seen: set[Board] = set()
         # Board writes sent and not waited for (one node), until Redis has applied them.
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._display_cache: OrderedDict[str, tuple[float, Shown]] = OrderedDict()
@@ -278,7 +276,6 @@ class Leaderboards:
                         members[informant_id] = members.get(informant_id, 0) + delta
         if not increments:
             return
-        self._seen.update(increments)
         self._observer.boards_written(len(items))
         try:
             done = asyncio.ensure_future(self._store.add(increments))
@@ -550,7 +547,6 @@ class Leaderboards:
         report = CloseReport()
         if self._standings is None:
             return report
-        await self.register_seen()
         recorded = await self._standings.recorded()
         expired = []
         # The registry, not a SCAN: with millions of informant keys a SCAN a minute
@@ -575,21 +571,9 @@ class Leaderboards:
         report.removed = len(expired)
         return report
 
-    async def register_seen(self) -> None:
-        """Add the boards this worker wrote to the registry the closer reads."""
-        if self._seen:
-            seen, self._seen = self._seen, set()
-            try:
-                await self._store.register(seen)
-            except Exception:
-                self._seen |= seen
-                raise
-
     async def close_periods_once(self, every: int) -> CloseReport | None:
-        """close_periods in the one worker (of all processes) that wins this round; the
-        others only register the boards they wrote."""
+        """close_periods in the one worker (of all processes) that wins this round."""
         if not await self._store.try_lock("close-periods", max(1, every - 1)):
-            await self.register_seen()
             return None
         return await self.close_periods()
 
@@ -629,13 +613,18 @@ class Leaderboards:
         return first
 
     async def rebuild(
-        self, only: BoardFilter, progress: Callable[[int], None] | None = None
+        self,
+        only: BoardFilter,
+        progress: Callable[[int], None] | None = None,
+        *,
+        scan: bool = False,
     ) -> RebuildReport:
         """Every covered board from the ledger, into shadow keys swapped in one by one;
-        boards in Redis that the ledger no longer supports are removed."""
+        boards in Redis that the ledger no longer supports are removed: those the
+        registry names, and with `scan` every board a SCAN of the keyspace finds."""
         only.check()
         try:
-            report = await self._rebuild(only, progress)
+            report = await self._rebuild(only, progress, scan)
         except Exception:
             self._observer.rebuilt(None)
             raise
@@ -643,12 +632,13 @@ class Leaderboards:
         return report
 
     async def _rebuild(
-        self, only: BoardFilter, progress: Callable[[int], None] | None
+        self, only: BoardFilter, progress: Callable[[int], None] | None, scan: bool
     ) -> RebuildReport:
         report = RebuildReport()
-        existing = {
-            b for b in await self._store.boards() if only.covers(b, parse_period(b.period).kind)
-        }
+        found = await self._store.boards()
+        if scan:  # and the names of boards that are gone, to drop them too
+            found += await self._store.boards(scan=True)
+        existing = {b for b in found if only.covers(b, parse_period(b.period).kind)}
         rows = _counted(self._totals.informant_days(since_day=self._since(only)), report, progress)
         ready: list[tuple[Board, dict[str, int]]] = []
         size = 0
@@ -658,7 +648,6 @@ class Leaderboards:
             ready.append((board, members))
             size += len(members)
             existing.discard(board)
-            self._seen.add(board)
             report.boards += 1
             if len(ready) >= 500 or size >= 50_000:  # many small boards per round trip
                 if writing is not None:
@@ -672,17 +661,17 @@ class Leaderboards:
         stale = [b for b in existing if self._period_live(parse_period(b.period))]
         await self._store.unlink(stale)
         await self._store.unregister(stale)
-        await self.register_seen()
         report.removed = len(stale)
         return report
 
-    async def reconcile(self, only: BoardFilter) -> list[Difference]:
-        """Every member of every covered board against the ledger's totals. The outcome
-        is kept for the console (`last_reconcile`), whichever process ran it."""
+    async def reconcile(self, only: BoardFilter, *, scan: bool = False) -> list[Difference]:
+        """Every member of every covered board against the ledger's totals; the boards
+        in Redis are those the registry names, or with `scan` those a SCAN finds. The
+        outcome is kept for the console (`last_reconcile`), whichever process ran it."""
         only.check()
         started = time.monotonic()
         try:
-            differences = await self._reconcile(only)
+            differences = await self._reconcile(only, scan)
         except Exception as exc:
             self._observer.reconciled(None)
             await self._note(ReconcileNote(self._clock(), False, 0, 0, 0.0, repr(exc)[:500]))
@@ -706,10 +695,12 @@ class Leaderboards:
         except msgspec.DecodeError:
             return None
 
-    async def _reconcile(self, only: BoardFilter) -> list[Difference]:
+    async def _reconcile(self, only: BoardFilter, scan: bool) -> list[Difference]:
         differences: list[Difference] = []
         wanted = self._wanted(only)
-        existing = {b for b in await self._store.boards() if wanted(b, parse_period(b.period))}
+        existing = {
+            b for b in await self._store.boards(scan=scan) if wanted(b, parse_period(b.period))
+        }
         rows = self._totals.informant_days(since_day=self._since(only))
         async for board, expected in _async_board_totals(rows, self.boards, wanted):
             existing.discard(board)

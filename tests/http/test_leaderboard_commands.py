@@ -85,6 +85,22 @@ def test_reconcile_finds_drift_and_rebuild_repairs_it(
             ), closed.stderr
             bad = command(settings, "reconcile", "--metric", "karma")
             assert bad.returncode == 2 and "--metric" in bad.stderr
+
+            # The commands find boards by the registry that every board write names its
+            # board in; a board written behind the service's back only --scan finds.
+            ghost = Board("shares", f"institution:{inst}-ghost", "all")
+            redis.zadd(board_key(settings.redis_prefix, ghost), {"x": -4})
+            assert command(settings, "reconcile").returncode == 0
+            done = command(settings, "reconcile", "--scan")
+            assert done.returncode == 1, done.stderr
+            assert f"shares institution:{inst}-ghost all x: redis 4, ledger -" in done.stdout
+            assert command(settings, "rebuild").returncode == 0
+            assert redis.exists(board_key(settings.redis_prefix, ghost))
+            done = command(settings, "rebuild", "--scan")
+            assert done.returncode == 0, done.stderr
+            assert "removed 1 boards the ledger no longer supports" in done.stderr
+            assert not redis.exists(board_key(settings.redis_prefix, ghost))
+            assert command(settings, "reconcile", "--scan").returncode == 0
             redis.close()
     finally:
         server.stop()

@@ -357,25 +357,34 @@ async def test_rebuild_reproduces_the_live_boards_and_reconcile_agrees(
         everything = BoardFilter()
         assert await runtime.leaderboards.reconcile(everything) == []
         store = RedisBoards(runtime.redis, prefix=isolated_settings.redis_prefix)
-        before = {b: await store.members(b) for b in await store.boards()}
+        before = {b: await store.members(b) for b in await store.boards(scan=True)}
         assert before, "the workload put members on boards"
+        # Every board the service wrote is named in the registry (rebuild, reconcile and
+        # closing read it, not a SCAN); a name may outlive its board (a ban, a reversal).
+        named = set(await store.boards())
+        assert before.keys() <= named
 
-        # Redis drifts (a lost write, a stray increment): reconcile names it, rebuild fixes it
+        # Redis drifts (a lost write, a stray increment): reconcile names it, rebuild fixes
+        # it. A board written behind the service's back is not named: only --scan finds it.
         some_board = sorted(before, key=str)[0]
         victim = next(iter(before[some_board]))
         await runtime.redis.zincrby(store.key(some_board), -5, victim)
         stray = some_board._replace(scope="county:640199")
         await runtime.redis.zadd(store.key(stray), {"ghost": -3})
         differences = await runtime.leaderboards.reconcile(everything)
+        assert {(d.board, d.informant_id) for d in differences} == {(some_board, victim)}
+        differences = await runtime.leaderboards.reconcile(everything, scan=True)
         assert {(d.board, d.informant_id) for d in differences} == {
             (some_board, victim),
             (stray, "ghost"),
         }
-        report = await runtime.leaderboards.rebuild(everything)
-        assert report.boards == len(before) and report.removed == 1
-        after = {b: await store.members(b) for b in await store.boards()}
+        report = await runtime.leaderboards.rebuild(everything, scan=True)
+        # removed: the stray board, and the names whose boards are gone
+        assert (report.boards, report.removed) == (len(before), 1 + len(named - before.keys()))
+        after = {b: await store.members(b) for b in await store.boards(scan=True)}
         assert after == before
-        assert await runtime.leaderboards.reconcile(everything) == []
+        assert set(await store.boards()) == before.keys()
+        assert await runtime.leaderboards.reconcile(everything, scan=True) == []
     finally:
         await runtime.stop()
 
