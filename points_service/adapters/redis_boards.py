@@ -26,7 +26,7 @@ import msgspec
 from points_service.adapters.redis_client import RedisClient, queued
 from points_service.adapters.redis_state import VIEW_FIELDS, key_tag
 from points_service.adapters.script_pipeline import Script, ScriptPipeline
-from points_service.domain.boards import Around, Board, BoardWrite, Listed, Shown, Window
+from points_service.domain.boards import Around, Board, BoardWrite, Shown, Window
 
 _LUA = files("points_service.adapters") / "lua"
 _encode = msgspec.json.encode
@@ -220,16 +220,6 @@ class RedisBoards:
             self._read, [self.key(board)], ["page", start, count]
         )
         return Window(int(members), start, self._rows(flat), int(first))
-
-    async def listed(self, board: Board, start: int, count: int) -> Listed | None:
-        """The window with each member's display fields, rendered by board_read.lua as
-        the API lists a page (one node only: on a cluster the profiles are elsewhere)."""
-        if self._cluster:
-            return None
-        members, listed, entries = await self._scripts.call(
-            self._read, [self.key(board)], ["top", start, count, f"{self._prefix}:{{"]
-        )
-        return Listed(members, listed, entries)
 
     async def around(self, board: Board, informant_id: str, around: int) -> Around:
         """The member's standing, and the window of `around` members each side (padded

@@ -236,16 +236,6 @@ class Window(msgspec.Struct, frozen=True, gc=False):
         return ranks
 
 
-class Listed(msgspec.Struct, frozen=True, gc=False):
-    """Consecutive members of a board from a position, as a page lists them, rendered
-    by the store in the read itself: a JSON array of objects with each entry's rank,
-    informant id, score and display fields (Shown's names), absent fields left out."""
-
-    members: int  # on the whole board
-    count: int  # entries listed
-    entries: bytes
-
-
 class Around(msgspec.Struct, frozen=True, gc=False):
     members: int
     standing: tuple[int, int] | None  # (score, members strictly higher); None: absent

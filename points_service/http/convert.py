@@ -3,9 +3,6 @@
 from collections.abc import Iterable
 from datetime import datetime
 
-import msgspec
-
-from points_service.domain.boards import Shown
 from points_service.domain.catalogue import featured_active, has_window, listed, once_per_day
 from points_service.domain.draws import Draw
 from points_service.domain.institutions import Institution
@@ -33,7 +30,6 @@ from points_service.http.schemas import (
     LevelOut,
     LevelStanding,
     LineOut,
-    ListedBoardOut,
     MemberOut,
     MembersOut,
     MemberTotalsOut,
@@ -156,21 +152,7 @@ def entries_out(entries: Iterable[Entry]) -> list[EntryOut]:
     ]  # fmt: skip
 
 
-# A store renders a page's entries (Page.listed) under these names, in this order.
-assert EntryOut.__struct_fields__ == ("rank", "informant_id", "score", *Shown.__struct_fields__)
-
-
 def board_out(page: Page) -> BoardOut:
-    if page.listed is not None:
-        return ListedBoardOut(
-            page.metric,
-            page.scope,
-            period_out(page.period),
-            page.members,
-            msgspec.Raw(page.listed),
-            page.next_cursor,
-            page.final,
-        )
     return BoardOut(
         page.metric,
         page.scope,

@@ -159,12 +159,7 @@ def _informant(path: Mapping[str, Any]) -> str:
 async def _top(rt: Runtime, path: Mapping[str, Any], q: Query) -> msgspec.Struct:
     limit = _int(q, "limit", 100, 1, MAX_LIMIT)
     page = await rt.leaderboards.top(
-        str(path["metric"]),
-        q.get("scope", "all"),
-        q.get("period"),
-        limit,
-        q.get("cursor"),
-        rendered=True,
+        str(path["metric"]), q.get("scope", "all"), q.get("period"), limit, q.get("cursor")
     )
     return board_out(page)
 

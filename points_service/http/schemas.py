@@ -308,13 +308,6 @@ class BoardOut(msgspec.Struct):
     final: bool  # a closed period: its final standings (the top 1,000)
 
 
-class ListedBoardOut(BoardOut):
-    """BoardOut whose entries the store rendered (leaderboards.Page.listed): the same
-    JSON, passed on as it is."""
-
-    entries: msgspec.Raw  # type: ignore[assignment]  # EntryOut objects, as JSON text
-
-
 class StandingOut(msgspec.Struct):
     metric: str
     scope: str

@@ -97,8 +97,6 @@ class Page(msgspec.Struct, frozen=True, gc=False):
     entries: list[Entry]
     next_cursor: str | None
     final: bool = False  # a closed period, served from its final standings
-    # The entries as the store rendered them (then `entries` is empty): see `top`
-    listed: bytes | None = None
 
 
 class Standing(msgspec.Struct, frozen=True, gc=False):
@@ -436,19 +434,8 @@ class Leaderboards:
         ]
 
     async def top(
-        self,
-        metric: str,
-        scope: str,
-        period: str | None,
-        limit: int,
-        cursor: str | None,
-        *,
-        rendered: bool = False,
+        self, metric: str, scope: str, period: str | None, limit: int, cursor: str | None
     ) -> Page:
-        """A page of the board, best first. `rendered`: an open period's page may come
-        with its entries already rendered by the store (`Page.listed`, on one Redis
-        node), display fields read in the same call, for an answer that only passes them
-        on; its `entries` are then empty."""
         named = self._named(metric, scope, period)
         board = named.board
         if not 1 <= limit <= MAX_LIMIT:
@@ -462,18 +449,6 @@ class Leaderboards:
             entries = [Entry(r, i, score, display.get(i, NOT_SHOWN)) for r, i, score in chosen]
             after = start + len(chosen)
             more = after < len(ranked) and bool(chosen)
-        elif rendered and (listed := await self._store.listed(board, start, limit)) is not None:
-            after = start + listed.count
-            more = after < listed.members and listed.count > 0
-            return Page(
-                metric,
-                board.scope,
-                named.view,
-                listed.members,
-                [],
-                str(after) if more else None,
-                listed=listed.entries,
-            )
         else:
             live = await self._store.window(board, start, limit)
             members = live.members

@@ -4,15 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapp
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from points_service.domain.boards import (
-    Around,
-    Board,
-    BoardWrite,
-    DayTotal,
-    Listed,
-    Shown,
-    Window,
-)
+from points_service.domain.boards import Around, Board, BoardWrite, DayTotal, Shown, Window
 from points_service.domain.draws import (
     Commitment,
     DailyLimitReached,
@@ -132,11 +124,6 @@ class BoardStore(Protocol):
     async def put(self, informant_id: str, scores: Mapping[Board, int]) -> None: ...
 
     async def window(self, board: Board, start: int, count: int) -> Window: ...
-
-    async def listed(self, board: Board, start: int, count: int) -> Listed | None:
-        """`window` with its display fields, rendered as a page lists them, in one read;
-        None where the store cannot (a Redis Cluster: the profiles are in other slots)."""
-        ...
 
     async def around(self, board: Board, informant_id: str, around: int) -> Around: ...
 

@@ -2,19 +2,17 @@
 beside the profile hash, read with one MGET; a hash without a view (written before views
 existed, or rewritten by a restore) is read field by field instead. Real Redis."""
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import pytest
 
 from points_service.adapters.redis_boards import RedisBoards
 from points_service.adapters.redis_client import connect
 from points_service.adapters.redis_state import RedisState
 from points_service.adapters.script_pipeline import ScriptPipeline
-from points_service.domain.boards import Board, Listed, Shown
+from points_service.domain.boards import Board, Shown
 from points_service.domain.engine import InformantState
 from points_service.domain.profiles import Profile
 from points_service.domain.recovery import Restored
@@ -84,52 +82,3 @@ async def test_views_and_hashes_show_the_same_fields(
     assert (await boards.display(["a"]))["a"] == Shown(name="甲三", county="640105")
     assert await client.hgetall(f"{prefix}:{{a}}:d:{day}") == {b"n:login": b"1"}
     assert await client.hget(f"{prefix}:{{a}}:s", "b") == b"7"
-
-
-async def test_a_listed_page_is_the_page_built_from_window_and_display(
-    stores: tuple[RedisState, RedisBoards, Any, str],
-) -> None:
-    """`listed` renders a page in the script (one call, display fields included) for the
-    top-of-board answer to pass on as it is: the same entries, ranks and fields, in
-    EntryOut's order, as the page built in Python from `window` and `display`."""
-    state, boards, client, prefix = stores
-    people = {
-        "p1": Profile(name="甲", unit_name="兴庆区科协", province="640000", county="640104"),
-        "p2": Profile(name='乙 "quoted" \\ back/slash', institution_id="inst-1"),
-        "p3": Profile(),
-        "p4": Profile(city="640100"),
-        "p5": Profile(name="no view"),
-    }
-    for who, profile in people.items():
-        await state.set_profile(who, profile)
-    assert await client.unlink(f"{prefix}:{{p5}}:v") == 1  # a hash without its view
-    scores = {"p1": 9, "p2": 5, "p3": 5, "p4": 5, "p5": 2, "p6": 1, "big": 1.5e17}
-    await boards.add({BOARD: scores})  # p6 has no profile at all
-
-    async def built(start: int, count: int) -> list[dict[str, Any]]:
-        window = await boards.window(BOARD, start, count)
-        shown = await boards.display([i for i, _ in window.rows])
-        return [
-            {"rank": rank, "informant_id": who, "score": score}
-            | {k: v for k, v in msgspec.structs.asdict(shown[who]).items() if v is not None}
-            for rank, (who, score) in zip(window.ranks(), window.rows, strict=True)
-        ]
-
-    for start, count in [(0, 100), (0, 3), (2, 2), (3, 3), (6, 5), (7, 5), (50, 10)]:
-        listed = await boards.listed(BOARD, start, count)
-        assert listed is not None
-        entries = json.loads(listed.entries)
-        assert entries == await built(start, count), (start, count)
-        assert (listed.members, listed.count) == (7, len(entries))
-        for entry in entries:  # rank, informant_id, score, then the display fields in order
-            names = list(entry)
-            assert names[:3] == ["rank", "informant_id", "score"]
-            assert names[3:] == [f for f in Shown.__struct_fields__ if f in entry]
-    top = json.loads((await boards.listed(BOARD, 0, 4)).entries)  # type: ignore[union-attr]
-    assert [(e["rank"], e["informant_id"], e["score"]) for e in top] == [
-        (1, "big", 150_000_000_000_000_000), (2, "p1", 9), (3, "p2", 5), (3, "p3", 5),
-    ]  # fmt: skip
-    assert top[2]["name"] == '乙 "quoted" \\ back/slash'
-    assert (await boards.listed(Board("points", "all", "day:2020-01-01"), 0, 10)) == Listed(
-        0, 0, b"[]"
-    )

@@ -6,8 +6,6 @@
 --                                   {member, score, ...}, higher than the window's first
 --                                   (with a profile head: the window and the fields
 --                                   as JSON, below)}
---   "top", start, count, profile head
---                               -> {members, rows, the entries as JSON} (below)
 --   "ranks", member...          -> {members, {score or false, higher}...}
 --   "display"                      with KEYS the n profile views, then the n profile
 --                                   hashes (no board)  -> the fields as JSON
@@ -22,41 +20,22 @@
 -- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
 -- never passes a head on a cluster), saving the caller a second round trip; the window
 -- then comes as JSON too, [[member, score (not negated)]...].
--- "top" (one node only, as the head) answers a page of the board as the API lists it: a
--- JSON array of {rank, informant_id, score, display fields...}, the fields of EntryOut
--- in its order (the views hold the display fields under those names); the caller puts
--- it into the answer as it is.
 local mode = ARGV[1]
 local FIELDS, NAMES = {--FIELDS--}, {--NAMES--}
 
--- Each member's display fields, a JSON object text (an empty one: none).
-local function views_of(views, hashes)
+local function shown(views, hashes)
   local found = redis.call('MGET', unpack(views))
   for i, view in ipairs(found) do
     if not view then
       local values = redis.call('HMGET', hashes[i], unpack(FIELDS))
-      local one, any = {}, false
+      local one = {}
       for f = 1, #FIELDS do
-        if values[f] then one[NAMES[f]] = values[f]; any = true end
+        if values[f] then one[NAMES[f]] = values[f] end
       end
-      found[i] = any and cjson.encode(one) or '{}'
+      found[i] = cjson.encode(one)
     end
   end
-  return found
-end
-
-local function shown(views, hashes)
-  return '[' .. table.concat(views_of(views, hashes), ',') .. ']'
-end
-
--- The profile keys of the members of a ZRANGE WITHSCORES, from the profile head.
-local function profile_keys(rows, head)
-  local views, hashes = {}, {}
-  for i = 1, #rows, 2 do
-    views[#views + 1] = head .. rows[i] .. '}:v'
-    hashes[#hashes + 1] = head .. rows[i] .. '}:p'
-  end
-  return views, hashes
+  return '[' .. table.concat(found, ',') .. ']'
 end
 
 if mode == 'display' then
@@ -91,38 +70,14 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local placed = {}
+  local views, hashes, placed = {}, {}, {}
   for i = 1, #rows, 2 do
+    views[#views + 1] = head .. rows[i] .. '}:v'
+    hashes[#hashes + 1] = head .. rows[i] .. '}:p'
     placed[#placed + 1] = {rows[i], -tonumber(rows[i + 1])}
   end
   return {members, position, score, higher(score), start, cjson.encode(placed), first,
-          shown(profile_keys(rows, head))}
-elseif mode == 'top' then
-  local start = tonumber(ARGV[2])
-  local rows, first = window(start, tonumber(ARGV[3]))
-  if #rows == 0 then return {members, 0, '[]'} end
-  local found = views_of(profile_keys(rows, ARGV[4]))
-  local out, rank = {}, first + 1
-  for k = 1, #rows / 2 do
-    local member, stored = rows[2 * k - 1], rows[2 * k]
-    -- standard competition ranks (1, 2, 2, 4), as Window.ranks in Python
-    if k > 1 and stored ~= rows[2 * k - 2] then rank = start + k end
-    local score  -- stored negated, as Redis wrote it: "-1500" (or past 10^17 "-1.5e+17")
-    if stored:find('[e.]') then
-      score = string.format('%.0f', -tonumber(stored))
-    elseif stored:sub(1, 1) == '-' then
-      score = stored:sub(2)
-    elseif stored == '0' then
-      score = stored
-    else
-      score = '-' .. stored
-    end
-    local id = member:find('^[%w_.@:%-]+$') and ('"' .. member .. '"') or cjson.encode(member)
-    local view = found[k]
-    out[k] = '{"rank":' .. rank .. ',"informant_id":' .. id .. ',"score":' .. score
-      .. (view == '{}' and '}' or (',' .. view:sub(2)))
-  end
-  return {members, #out, '[' .. table.concat(out, ',') .. ']'}
+          shown(views, hashes)}
 end
 local out = {}
 for i = 2, #ARGV do
