@@ -185,12 +185,14 @@ def _service(args: argparse.Namespace, port: int, prefix: str, data: Path) -> It
         env["PYTHONPATH"] = str(tree)
         log = (data / "service.log").open("wb")
         stack.callback(log.close)
+        # Callbacks run last first: the keys go once the service has stopped (its last
+        # board writes land while it stops).
+        stack.callback(cl.clear_redis, REDIS_URL, prefix)
         proc = subprocess.Popen(
             [str(cl.SERVICE), "serve"], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         stack.callback(proc.wait)
         stack.callback(proc.terminate)
-        stack.callback(cl.clear_redis, REDIS_URL, prefix)
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(OSError):
