@@ -72,6 +72,9 @@ class RedisPipe:
         self._waiting: deque[_Waiting] = deque()
         self._connecting = asyncio.Lock()
         self._watchdog: asyncio.TimerHandle | None = None
+        # Counts the connections made: what one connection's server was told (the scripts
+        # it loaded) may not hold for the next, which may reach a restarted Redis.
+        self.connections = 0
 
     @classmethod
     def for_pool(cls, kwargs: Mapping[str, Any]) -> "RedisPipe":
@@ -151,6 +154,7 @@ class RedisPipe:
                 raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
             self._reader = hiredis.Reader(replyError=ResponseError)
             self._transport, self._protocol = transport, protocol
+            self.connections += 1
             hello: list[Command] = []
             if self._password:
                 auth: Command = ("AUTH", self._password)

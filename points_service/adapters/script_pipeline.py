@@ -11,6 +11,11 @@ written in the turn after the calls were made, answered straight from the socket
 with any number in flight. Every call of this process then reaches Redis in the order it
 was made, which `ordered` reports. On a cluster (or over TLS) they go through redis-py,
 one pipeline at a time.
+
+A script the lean connection has not loaded yet is loaded by a SCRIPT LOAD at the head of
+the pipeline that first calls it: an EVALSHA refused with NOSCRIPT and sent again would
+run after the calls behind it (a new or restarted Redis that knows some scripts and not
+others, e.g. loaded by another worker).
 """
 
 import asyncio
@@ -116,6 +121,10 @@ class ScriptPipeline:
         # Calls that may wait (see call_later): the timer that sends them if nothing else
         # goes out first.
         self._deferred: asyncio.TimerHandle | None = None
+        # The scripts loaded on the lean connection (see _send_queued), and which of the
+        # pipe's connections that was.
+        self._loaded: set[str] = set()
+        self._loaded_on = 0
         # Told of every round trip: (seconds, ok). Metrics; never on the answer's path.
         self.on_roundtrip: Callable[[float, bool], None] = _unobserved
         pool = getattr(client, "connection_pool", None)
@@ -222,12 +231,23 @@ class ScriptPipeline:
             # Rare (start, or after Redis came back): connect, then send in order.
             self._spawn(self._connect_then_flush(pipe))
             return
+        if self._loaded_on != pipe.connections:
+            self._loaded, self._loaded_on = set(), pipe.connections
         started = time.perf_counter()
         while self._queue:
             batch = self._take()
             calls = [c for queued, _ in batch for c in queued]
+            commands = _evalsha(calls)
+            # A script this connection has not loaded goes first, in the same write: were
+            # an EVALSHA refused (a new or restarted Redis) while a later one in the
+            # pipeline ran, the refused call, sent again, would run after it.
+            new = {sha for sha, _, _ in calls} - self._loaded
+            if new:
+                self._loaded |= new
+                commands[:0] = [("SCRIPT", "LOAD", self._scripts[sha].text) for sha in new]
+            answer = partial(self._answered, batch, calls, started, len(commands) - len(calls))
             try:
-                pipe.submit(_evalsha(calls), partial(self._answered, batch, calls, started))
+                pipe.submit(commands, answer)
             except Exception as exc:
                 _fail(batch, exc)
 
@@ -247,12 +267,18 @@ class ScriptPipeline:
         batch: list[_Queued],
         calls: list[_Call],
         started: float,
+        loads: int,
         replies: list[Any] | Exception,
     ) -> None:
         self.on_roundtrip(time.perf_counter() - started, not isinstance(replies, Exception))
+        if not isinstance(replies, Exception) and loads:
+            del replies[:loads]  # SCRIPT LOAD's (an error: the EVALSHA after says it too)
         if isinstance(replies, Exception):
             _fail(batch, replies)
         elif any(_missing_script(r) for r in replies):
+            # SCRIPT FLUSH on a live connection: load again before the next pipeline. (The
+            # calls of this one that ran may have run ahead of those refused.)
+            self._loaded.clear()
             self._spawn(self._load_and_settle(batch, calls, list(replies)))
         else:
             _settle(batch, replies)

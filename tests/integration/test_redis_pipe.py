@@ -180,6 +180,30 @@ async def test_calls_made_later_wait_for_company_and_keep_their_order() -> None:
         await client.aclose()
 
 
+async def test_a_script_redis_has_not_loaded_keeps_its_place_in_the_pipeline() -> None:
+    """One pipeline, a write by a script Redis does not know (new, or a restarted Redis)
+    and then a read by one it knows: the read sees the write. (Refused with NOSCRIPT
+    while the read ran, the write would have been sent again after it.)"""
+    client = connect(REDIS_URL)
+    scripts = ScriptPipeline(client, defer_seconds=3600)
+    key = unique("unloaded")
+    try:
+        add = scripts.register(f"return redis.call('INCRBY', KEYS[1], ARGV[1]) -- {key}")
+        read = scripts.register("return redis.call('GET', KEYS[1])")
+        await client.script_load(read.text)
+        assert await client.script_exists(add.sha, read.sha) == [False, True]
+        later = scripts.call_later([(add, [key], [5])])
+        assert await asyncio.wait_for(scripts.call(read, [key], []), 5) == b"5"
+        assert await asyncio.wait_for(later, 5) == [5]
+        assert await client.script_exists(add.sha) == [True]
+        # Loaded once per connection: the next pipelines are EVALSHAs alone.
+        assert await asyncio.wait_for(scripts.call(add, [key], [2]), 5) == 7
+    finally:
+        await client.delete(key)
+        await scripts.close()
+        await client.aclose()
+
+
 async def test_a_full_pipeline_goes_out_before_the_turn_ends() -> None:
     """Calls made in one turn go out together at its end, unless `flush_at` requests'
     calls wait: those go out at once, mid-turn, so Redis works on them while the rest
