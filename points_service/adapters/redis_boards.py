@@ -140,11 +140,15 @@ class RedisBoards:
         new, calls = self._registering(boards)
         for start in range(0, len(boards), step):
             chunk = boards[start : start + step]
-            writes = []
-            for index, board in enumerate(chunk, start=1):
-                for member, delta in increments[board].items():
-                    writes.append((index, member, -delta))
-            calls.append((self._add, [self.key(b) for b in chunk], [_encode(writes)]))
+            args: list[Any] = []  # see boards.lua
+            for board in chunk:
+                members = increments[board]
+                writes: list[Any] = [None] * (2 * len(members))
+                writes[::2] = members  # member, negated delta, member, ... (no loop in Python)
+                writes[1::2] = [-delta for delta in members.values()]
+                args.append(len(members))
+                args += writes
+            calls.append((self._add, [self.key(b) for b in chunk], args))
         return self._naming(self._scripts.call_later(calls), new)
 
     def _registering(
