@@ -335,6 +335,15 @@ class RedisBoards:
     def _registry(self) -> str:
         return f"{self._prefix}:lbreg"
 
+    async def register(self, boards: Iterable[Board]) -> None:
+        """Name boards in the registry whatever this process has seen (adopting boards
+        found by a SCAN)."""
+        new = list(boards)
+        names = ["|".join(b) for b in new]
+        for start in range(0, len(names), REGISTER_AT):
+            await self._redis.sadd(self._registry(), *names[start : start + REGISTER_AT])
+        self._registered.update(new)
+
     async def unregister(self, boards: Iterable[Board]) -> None:
         boards = list(boards)
         self._registered.difference_update(boards)

@@ -226,7 +226,22 @@ async def _recover(runtime: Runtime) -> None:
 
 async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
     """Final standings of closed periods to SQL, expired boards out of Redis: one worker
-    of all the processes per round."""
+    of all the processes per round. First, once per Redis, boards nobody named are named
+    in the registry closing reads (Leaderboards.name_unnamed)."""
+    while True:
+        try:
+            named = await runtime.leaderboards.name_unnamed()
+        except UNAVAILABLE as exc:  # Redis away: again at the next round
+            _log.warning("boards_naming_failed", error=repr(exc))
+            if await _pause(stopping, CLOSE_EVERY):
+                return
+            continue
+        except Exception as exc:  # closing must go on; `--scan` does the same by hand
+            _log.error("boards_naming_failed", error=repr(exc))
+            break
+        if named:
+            _log.info("boards_named", boards=named)
+        break
     while not await _pause(stopping, CLOSE_EVERY):
         try:
             report = await runtime.leaderboards.close_periods_once(CLOSE_EVERY)

@@ -134,6 +134,8 @@ class Difference:
 
 
 RECONCILE_NOTE = "reconcile"
+# Kept once every board in this Redis has been named in the registry (see name_unnamed).
+NAMED_NOTE = "boards-named"
 
 
 class ReconcileNote(msgspec.Struct, frozen=True):
@@ -570,6 +572,23 @@ class Leaderboards:
         await self._store.unregister(expired)
         report.removed = len(expired)
         return report
+
+    async def name_unnamed(self) -> int | None:
+        """Once per Redis (a note says it was done): name in the registry every board a
+        SCAN finds that it lacks: boards from before board writes named their boards,
+        or written behind the service's back. One process of all does it (a lock);
+        None where another holds the lock or the note is there, else how many."""
+        if await self._store.read_note(NAMED_NOTE) is not None:
+            return None
+        if not await self._store.try_lock(NAMED_NOTE, 600):
+            return None
+        try:
+            unnamed = set(await self._store.boards(scan=True)) - set(await self._store.boards())
+            await self._store.register(unnamed)
+            await self._store.keep_note(NAMED_NOTE, b"1")
+        finally:
+            await self._store.release(NAMED_NOTE)
+        return len(unnamed)
 
     async def close_periods_once(self, every: int) -> CloseReport | None:
         """close_periods in the one worker (of all processes) that wins this round."""

@@ -143,6 +143,8 @@ class BoardStore(Protocol):
 
     async def unlink(self, boards: Iterable[Board]) -> None: ...
 
+    async def register(self, boards: Iterable[Board]) -> None: ...
+
     async def unregister(self, boards: Iterable[Board]) -> None: ...
 
     async def registered(self) -> list[Board]:
@@ -152,6 +154,10 @@ class BoardStore(Protocol):
 
     async def try_lock(self, name: str, seconds: int) -> bool:
         """True for the one caller (of any worker) that holds `name` for `seconds`."""
+        ...
+
+    async def release(self, name: str) -> None:
+        """Give up a lock of `try_lock` before its time is up."""
         ...
 
     async def keep_note(self, name: str, value: bytes) -> None:

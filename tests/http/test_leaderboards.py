@@ -12,12 +12,13 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from points_service.adapters.redis_boards import RedisBoards
+from points_service.adapters.redis_boards import RedisBoards, board_key
+from points_service.domain.boards import Board
 from points_service.http.app import create_app
 from points_service.runtime import Runtime
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings
-from tests.conftest import api_client, unique
+from tests.conftest import api_client, redis_client, unique
 from tests.http.test_events_api import body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -408,3 +409,24 @@ async def test_top_pages_are_served_again_for_the_page_ttl(settings: Settings) -
         await asyncio.sleep(0.6)
         later = (await client.get("/v1/leaderboards/shares", params=params)).json()
         assert [e["score"] for e in later["entries"]] == [2]
+
+
+async def test_a_started_service_names_the_boards_nobody_named(settings: Settings) -> None:
+    """A board in Redis that the registry lacks (written before board writes named their
+    boards, or by hand) is named by the service's first closing round, for closing and
+    rebuild to find."""
+    ghost = Board("points", f"institution:{unique('old')}", "all")
+    redis = redis_client(settings)
+    try:
+        await redis.zadd(board_key(settings.redis_prefix, ghost), {"z": -4})
+        app = create_app(settings, CollectorRegistry())
+        async with api_client(app, timeout=60):
+            store = RedisBoards(redis, prefix=settings.redis_prefix)
+            for _ in range(100):
+                if ghost in await store.registered():
+                    break
+                await asyncio.sleep(0.05)
+            assert ghost in await store.registered()
+    finally:
+        await redis.delete(board_key(settings.redis_prefix, ghost))
+        await redis.aclose()

@@ -22,6 +22,7 @@ from tests.conftest import REDIS_URL
 ROOT = Path(__file__).resolve().parents[2]
 DAY = Board("points", "all", "day:2026-01-05")
 WEEK = Board("points", "all", "week:2026-W02")  # Monday 5 January to Sunday 11 January
+DAY_N = date(2026, 1, 5).toordinal()
 
 
 class Clock:
@@ -108,3 +109,27 @@ async def test_a_closed_period_is_served_from_its_final_standings(
     assert WEEK in await store.boards()
     page = await service.top("points", "all", DAY.period, 10, None)
     assert [e.informant_id for e in page.entries] == ["b", "a", "c", "d"]
+
+
+async def test_boards_nobody_named_are_named_once_per_redis(
+    boards: tuple[Leaderboards, Clock, RedisBoards],
+) -> None:
+    """Boards from before board writes named themselves (or written by hand) are found
+    by one SCAN, the first time a service starts on this Redis, and named for closing."""
+    service, _clock, store = boards
+    await service.credited(
+        [("a", NOWHERE, Decision(h="h", p=3, b=3, l=[], c=[0, 0, 0], sk=0, v="t", day=DAY_N))]
+    )
+    await service.drain()
+    written = set(await store.registered())
+    assert DAY in written
+    old = Board("points", "all", "day:2025-12-31")  # written behind the registry's back
+    redis = connect(REDIS_URL)
+    try:
+        await redis.zadd(store.key(old), {"z": -4})
+        assert old not in await store.registered()
+        assert await service.name_unnamed() == 1
+        assert set(await store.registered()) == written | {old}
+        assert await service.name_unnamed() is None  # once: the note says it was done
+    finally:
+        await redis.aclose()
