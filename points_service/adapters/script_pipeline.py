@@ -241,7 +241,7 @@ class ScriptPipeline:
             # A script this connection has not loaded goes first, in the same write: were
             # an EVALSHA refused (a new or restarted Redis) while a later one in the
             # pipeline ran, the refused call, sent again, would run after it.
-            new = {sha for sha, _, _ in calls} - self._loaded
+            new = {sha for sha, _, _ in calls if sha in self._scripts} - self._loaded
             if new:
                 self._loaded |= new
                 commands[:0] = [("SCRIPT", "LOAD", self._scripts[sha].text) for sha in new]
