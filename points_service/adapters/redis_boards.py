@@ -164,13 +164,16 @@ class RedisBoards:
         if len(self._registered) > 100_000:
             self._registered.clear()
         self._registered.update(new)  # taken back if the round trip fails (_named)
-        names = ["|".join(b) for b in new]
+        return new, self._naming_calls(new)
+
+    def _naming_calls(self, boards: Sequence[Board]) -> list[tuple[Script, list[str], list[Any]]]:
+        """The script calls that add `boards` to the registry (REGISTER_AT a call)."""
+        names = ["|".join(b) for b in boards]
         registry = [self._registry()]
-        calls = [
+        return [
             (self._register, registry, names[i : i + REGISTER_AT])
             for i in range(0, len(names), REGISTER_AT)
         ]
-        return new, calls
 
     def _naming(self, done: "asyncio.Future[Any]", new: list[Board]) -> "asyncio.Future[Any]":
         """`done`, the round trip that names `new`: if it fails, they are named next time."""
@@ -339,17 +342,15 @@ class RedisBoards:
         """Name boards in the registry whatever this process has seen (adopting boards
         found by a SCAN)."""
         new = list(boards)
-        names = ["|".join(b) for b in new]
-        for start in range(0, len(names), REGISTER_AT):
-            await self._redis.sadd(self._registry(), *names[start : start + REGISTER_AT])
+        await self._scripts.call_many(self._naming_calls(new))
         self._registered.update(new)
 
     async def unregister(self, boards: Iterable[Board]) -> None:
         boards = list(boards)
         self._registered.difference_update(boards)
         names = ["|".join(b) for b in boards]
-        for start in range(0, len(names), 1000):
-            await self._redis.srem(self._registry(), *names[start : start + 1000])
+        for start in range(0, len(names), REGISTER_AT):
+            await self._redis.srem(self._registry(), *names[start : start + REGISTER_AT])
 
     async def registered(self) -> list[Board]:
         self._scripts.flush()  # writes still waiting name their boards first (add)

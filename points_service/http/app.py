@@ -224,24 +224,29 @@ async def _recover(runtime: Runtime) -> None:
         _log.error("redis_recovery_failed", error=repr(exc))
 
 
-async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
-    """Final standings of closed periods to SQL, expired boards out of Redis: one worker
-    of all the processes per round. First, once per Redis, boards nobody named are named
-    in the registry closing reads (Leaderboards.name_unnamed)."""
+async def _name_unnamed(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """Once per Redis, the boards the registry lacks are named in it, for closing to find
+    (Leaderboards.name_unnamed); while Redis is away, again each round."""
     while True:
         try:
             named = await runtime.leaderboards.name_unnamed()
-        except UNAVAILABLE as exc:  # Redis away: again at the next round
+        except UNAVAILABLE as exc:
             _log.warning("boards_naming_failed", error=repr(exc))
             if await _pause(stopping, CLOSE_EVERY):
                 return
             continue
         except Exception as exc:  # closing must go on; `--scan` does the same by hand
             _log.error("boards_naming_failed", error=repr(exc))
-            break
+            return
         if named:
             _log.info("boards_named", boards=named)
-        break
+        return
+
+
+async def _close_periods(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """Final standings of closed periods to SQL, expired boards out of Redis: one worker
+    of all the processes per round, once the boards nobody named are."""
+    await _name_unnamed(runtime, stopping)
     while not await _pause(stopping, CLOSE_EVERY):
         try:
             report = await runtime.leaderboards.close_periods_once(CLOSE_EVERY)

@@ -553,7 +553,7 @@ class Leaderboards:
         expired = []
         # The registry, not a SCAN: with millions of informant keys a SCAN a minute
         # would walk the whole keyspace each time.
-        for board in await self._store.registered():
+        for board in await self._store.boards():
             period = parse_period(board.period)
             closes = self.closes_at(period)
             if closes is None or self._clock() < closes:

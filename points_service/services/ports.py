@@ -136,7 +136,8 @@ class BoardStore(Protocol):
     async def replace(self, boards: Sequence[tuple[Board, Mapping[str, int]]]) -> int: ...
 
     async def boards(self, *, scan: bool = False) -> list[Board]:
-        """The boards the registry names; `scan`: those a walk of the whole store finds."""
+        """The boards the registry names (every board write names its board there, in
+        the same round trip); `scan`: those a walk of the whole store finds."""
         ...
 
     async def members(self, board: Board) -> dict[str, int]: ...
@@ -146,11 +147,6 @@ class BoardStore(Protocol):
     async def register(self, boards: Iterable[Board]) -> None: ...
 
     async def unregister(self, boards: Iterable[Board]) -> None: ...
-
-    async def registered(self) -> list[Board]:
-        """Every board written names itself in the registry (one key) in the same round
-        trip, for closing, rebuild and reconcile to find without a SCAN."""
-        ...
 
     async def try_lock(self, name: str, seconds: int) -> bool:
         """True for the one caller (of any worker) that holds `name` for `seconds`."""

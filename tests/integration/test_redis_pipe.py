@@ -197,7 +197,9 @@ async def test_a_script_redis_has_not_loaded_keeps_its_place_in_the_pipeline() -
         assert await asyncio.wait_for(later, 5) == [5]
         assert await client.script_exists(add.sha) == [True]
         # Loaded once per connection: the next pipelines are EVALSHAs alone.
+        loads = (await client.info("commandstats"))["cmdstat_script|load"]["calls"]
         assert await asyncio.wait_for(scripts.call(add, [key], [2]), 5) == 7
+        assert (await client.info("commandstats"))["cmdstat_script|load"]["calls"] == loads
     finally:
         await client.delete(key)
         await scripts.close()
