@@ -9,7 +9,7 @@ field.
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal, NamedTuple, get_args
 
@@ -214,26 +214,43 @@ NOT_SHOWN: Final = Shown()
 
 
 class Window(msgspec.Struct, frozen=True, gc=False):
-    """Consecutive members of a board from position `start` (0 is the top)."""
+    """Consecutive members of a board from position `start` (0 is the top), as columns:
+    a top page has a hundred rows, and a row object each cost more than the page's
+    read from Redis (bench/RESULTS.md)."""
 
     members: int  # on the whole board
     start: int
-    rows: list[tuple[str, int]]  # (informant, score), best first, ties by id
-    higher_than_first: int  # members with a strictly higher score than rows[0]
+    ids: list[str]  # best first, ties by id
+    scores: list[int]  # each id's score
+    higher_than_first: int  # members with a strictly higher score than the first row
     # Each row's display fields, when the store read them with the window; None: not read
     display: list[Shown] | None = None
 
+    @property
+    def rows(self) -> list[tuple[str, int]]:
+        """(informant, score) of each row."""
+        return list(zip(self.ids, self.scores, strict=True))
+
     def ranks(self) -> list[int]:
         """Standard competition ranks (1, 2, 2, 4) of the rows."""
-        ranks: list[int] = []
-        for i, (_, score) in enumerate(self.rows):
-            if i == 0:
-                ranks.append(self.higher_than_first + 1)
-            elif score == self.rows[i - 1][1]:
-                ranks.append(ranks[-1])
-            else:
-                ranks.append(self.start + i + 1)
-        return ranks
+        return competition_ranks(self.scores, self.start, self.higher_than_first)
+
+
+def competition_ranks(scores: Sequence[int], start: int, higher_than_first: int) -> list[int]:
+    """Standard competition ranks of consecutive scores, best first, from position
+    `start` (0 is the top): a row tied with the one before shares its rank, the first
+    row's is one more than the members strictly higher than it."""
+    ranks: list[int] = []
+    add = ranks.append
+    rank = higher_than_first + 1
+    before = None
+    for position, score in enumerate(scores, start + 1):
+        if score != before:
+            if before is not None:
+                rank = position
+            before = score
+        add(rank)
+    return ranks
 
 
 class Around(msgspec.Struct, frozen=True, gc=False):

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from operator import itemgetter
+from typing import Any, Final, NamedTuple, TypeVar, cast, overload
 
 import msgspec
 
@@ -58,6 +59,9 @@ MAX_IDS = 1000
 # How long a worker shows an informant's display fields before reading them again.
 DISPLAY_TTL = 10.0
 DISPLAY_CACHE_SIZE = 50_000
+# Of a display cache entry, (expires, shown)
+_EXPIRES: Final[Callable[[tuple[float, Shown]], float]] = itemgetter(0)
+_SHOWN: Final[Callable[[tuple[float, Shown]], Shown]] = itemgetter(1)
 # Rows of a closed period's final standings kept in SQL per board.
 FINAL_ROWS = 1000
 
@@ -80,8 +84,7 @@ class _Named(NamedTuple):
 
 
 class Entry(msgspec.Struct, frozen=True, gc=False):
-    """One row shown (a Struct, made in C: a page builds a hundred of them per request,
-    and a NamedTuple's Python-level constructor cost twice as much)."""
+    """One row shown."""
 
     rank: int
     informant_id: str
@@ -89,12 +92,51 @@ class Entry(msgspec.Struct, frozen=True, gc=False):
     display: Shown
 
 
+class Entries(Sequence[Entry]):
+    """The rows of a page or of a standing's neighbours, as columns: an Entry is made only
+    for whoever reads one, and the API encodes a page from the columns. A top page has a
+    hundred rows, and making a row object at each layer cost more than reading the page
+    from Redis (bench/RESULTS.md)."""
+
+    __slots__ = ("ids", "ranks", "scores", "shown")
+
+    def __init__(
+        self, ranks: list[int], ids: list[str], scores: list[int], shown: list[Shown]
+    ) -> None:
+        assert len(ranks) == len(ids) == len(scores) == len(shown), "one value per row"
+        self.ranks = ranks
+        self.ids = ids
+        self.scores = scores
+        self.shown = shown
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Entry(self.ranks[index], self.ids[index], self.scores[index], self.shown[index])
+
+    def __iter__(self) -> Iterator[Entry]:
+        return map(Entry, self.ranks, self.ids, self.scores, self.shown)
+
+    def __repr__(self) -> str:
+        return f"Entries({list(self)!r})"
+
+
+NO_ENTRIES: Final = Entries([], [], [], [])
+
+
 class Page(msgspec.Struct, frozen=True, gc=False):
     metric: str
     scope: str
     period: PeriodView
     members: int
-    entries: list[Entry]
+    entries: Entries
     next_cursor: str | None
     final: bool = False  # a closed period, served from its final standings
 
@@ -108,7 +150,7 @@ class Standing(msgspec.Struct, frozen=True, gc=False):
     score: int
     percentile: float | None
     members: int
-    neighbours: list[Entry]
+    neighbours: Entries
 
 
 class Rank(msgspec.Struct, frozen=True, gc=False):
@@ -418,22 +460,25 @@ class Leaderboards:
                 cache.popitem(last=False)
         return found
 
+    async def shown(self, ids: Sequence[str]) -> list[Shown]:
+        """`display` as a list in the order of `ids`. When every one is cached and fresh,
+        in C-level passes: a top page asks for a hundred, again and again."""
+        found = list(map(self._display_cache.get, ids))
+        if None not in found:
+            cached = cast(list[tuple[float, Shown]], found)
+            if not cached or min(map(_EXPIRES, cached)) > time.monotonic():
+                return list(map(_SHOWN, cached))
+        display = await self.display(ids)
+        return [display.get(i, NOT_SHOWN) for i in ids]
+
     def forget_display(self, informant_id: str) -> None:
         self._display_cache.pop(informant_id, None)
 
-    async def _entries(self, window: Window) -> list[Entry]:
-        if not window.rows:
-            return []
+    async def _entries(self, window: Window) -> Entries:
         shown = window.display
         if shown is None:
-            display = await self.display([i for i, _ in window.rows])
-            shown = [display.get(i, NOT_SHOWN) for i, _ in window.rows]
-        return [
-            Entry(rank, informant_id, score, fields)
-            for rank, (informant_id, score), fields in zip(
-                window.ranks(), window.rows, shown, strict=True
-            )
-        ]
+            shown = await self.shown(window.ids)
+        return Entries(window.ranks(), window.ids, window.scores, shown)
 
     async def top(
         self, metric: str, scope: str, period: str | None, limit: int, cursor: str | None
@@ -447,16 +492,15 @@ class Leaderboards:
         if final is not None:
             members, ranked = final
             chosen = ranked[start : start + limit]
-            display = await self.display([i for _, i, _ in chosen])
-            entries = [Entry(r, i, score, display.get(i, NOT_SHOWN)) for r, i, score in chosen]
+            entries = await self._final_entries(chosen)
             after = start + len(chosen)
             more = after < len(ranked) and bool(chosen)
         else:
             live = await self._store.window(board, start, limit)
             members = live.members
             entries = await self._entries(live)
-            after = start + len(live.rows)
-            more = after < members and bool(live.rows)
+            after = start + len(live.ids)
+            more = after < members and bool(live.ids)
         return Page(
             metric,
             board.scope,
@@ -483,7 +527,6 @@ class Leaderboards:
                 window = 2 * around + 1
                 start = max(0, min(position - around, len(ranked) - window))
                 chosen = ranked[start : start + window]
-                display = await self.display([i for _, i, _ in chosen])
                 return Standing(
                     metric,
                     board.scope,
@@ -493,12 +536,14 @@ class Leaderboards:
                     score,
                     round(100 * (members - rank + 1) / members, 2),
                     members,
-                    [Entry(r, i, sc, display.get(i, NOT_SHOWN)) for r, i, sc in chosen],
+                    await self._final_entries(chosen),
                 )
         found = await self._store.around(board, informant_id, around)
         members = found.members
         if found.standing is None or found.window is None:
-            return Standing(metric, board.scope, view, informant_id, None, 0, None, members, [])
+            return Standing(
+                metric, board.scope, view, informant_id, None, 0, None, members, NO_ENTRIES
+            )
         score, higher = found.standing
         percentile = round(100 * (members - higher) / members, 2) if members else None
         return Standing(
@@ -536,6 +581,12 @@ class Leaderboards:
 
     # --- closing periods -------------------------------------------------------------
 
+    async def _final_entries(self, chosen: list[tuple[int, str, int]]) -> Entries:
+        """Rows of a closed period's final standings, (rank, informant, score) each."""
+        ids = [i for _, i, _ in chosen]
+        shown = await self.shown(ids)
+        return Entries([r for r, _, _ in chosen], ids, [score for _, _, score in chosen], shown)
+
     async def _final(self, named: _Named) -> tuple[int, list[tuple[int, str, int]]] | None:
         closes = named.closes
         if self._standings is None or closes is None or self._clock() < closes:
@@ -560,10 +611,7 @@ class Leaderboards:
                 continue
             if board not in recorded:
                 top = await self._store.window(board, 0, FINAL_ROWS)
-                ranked = [
-                    (rank, informant_id, score)
-                    for rank, (informant_id, score) in zip(top.ranks(), top.rows, strict=True)
-                ]
+                ranked = list(zip(top.ranks(), top.ids, top.scores, strict=True))
                 await self._standings.record(board, top.members, ranked, self._clock())
                 report.closed += 1
             if not self._period_live(period):

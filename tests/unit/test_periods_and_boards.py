@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from points_service.domain.boards import (
     Placement,
+    Window,
     board_writes,
     build_board_set,
+    competition_ranks,
     metric_values,
     parse_scope,
     region_problems,
@@ -134,3 +136,32 @@ def test_a_week_spans_month_and_year_ends() -> None:
     months = {period_of("month", start + i).key for i in range(7)}
     assert months == {"month:2026-12", "month:2027-01"}
     assert (date.fromordinal(start) + timedelta(days=6)).isoformat() == "2027-01-03"
+
+
+@given(
+    scores=st.lists(st.integers(1, 6), min_size=1, max_size=30).map(
+        lambda s: sorted(s, reverse=True)
+    ),
+    higher=st.integers(0, 40),
+    tied=st.integers(0, 5),
+)
+def test_competition_ranks_count_the_members_strictly_higher(
+    scores: list[int], higher: int, tied: int
+) -> None:
+    """A window of a board after `higher` members with a higher score and `tied` with the
+    window's first: each rank is one more than the members strictly higher on the whole
+    board."""
+    board = [7] * higher + [scores[0]] * tied + scores
+    expected = [1 + sum(1 for s in board if s > score) for score in scores]
+    start = higher + tied
+    assert competition_ranks(scores, start, higher) == expected
+    window = Window(len(board), start, [f"m{n}" for n in range(len(scores))], scores, higher)
+    assert window.ranks() == expected
+    assert window.rows == list(zip(window.ids, scores, strict=True))
+
+
+def test_competition_ranks_share_a_tie_and_skip_after_it() -> None:
+    assert competition_ranks([9, 5, 5, 4, 4, 4, 1], 0, 0) == [1, 2, 2, 4, 4, 4, 7]
+    # from position 10, the first row tied with two members before it
+    assert competition_ranks([5, 5, 4], 10, 8) == [9, 9, 13]
+    assert competition_ranks([], 3, 0) == []

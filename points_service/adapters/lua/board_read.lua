@@ -19,7 +19,8 @@
 -- With a profile head, "around" also reads the display fields of each window member
 -- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
 -- never passes a head on a cluster), saving the caller a second round trip; the window
--- then comes as JSON too, [[member, score (not negated)]...].
+-- then comes as JSON too, [[member...], [score (not negated)...]] (never empty: the
+-- member is in it).
 local mode = ARGV[1]
 local FIELDS, NAMES = {--FIELDS--}, {--NAMES--}
 
@@ -70,13 +71,14 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local views, hashes, placed = {}, {}, {}
+  local views, hashes, ids, scores = {}, {}, {}, {}
   for i = 1, #rows, 2 do
     views[#views + 1] = head .. rows[i] .. '}:v'
     hashes[#hashes + 1] = head .. rows[i] .. '}:p'
-    placed[#placed + 1] = {rows[i], -tonumber(rows[i + 1])}
+    ids[#ids + 1] = rows[i]
+    scores[#scores + 1] = -tonumber(rows[i + 1])
   end
-  return {members, position, score, higher(score), start, cjson.encode(placed), first,
+  return {members, position, score, higher(score), start, cjson.encode({ids, scores}), first,
           shown(views, hashes)}
 end
 local out = {}
