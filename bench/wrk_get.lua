@@ -2,13 +2,19 @@
 --
 -- wrk -s bench/wrk_get.lua URL -- PATH [MEMBERS]
 --   PATH     the request path; "{id}" in it becomes m<random 1..MEMBERS>
--- POINTS_BENCH_GAP_MS in the environment paces it: each connection waits a random
--- 0..2*GAP ms (mean GAP) after an answer before its next request; latency counts from
--- the send. Unset, there is no delay() at all (wrk then sends each request at once,
--- not through a timer).
+-- POINTS_BENCH_RATE (with POINTS_BENCH_THREADS, wrk's -t) in the environment makes it
+-- an open loop at that many requests a second: latency from when each request was due
+-- (open_loop.lua). POINTS_BENCH_GAP_MS paces it as a closed loop instead: each
+-- connection waits a random 0..2*GAP ms (mean GAP) after an answer before its next
+-- request; latency counts from the send. Neither set, there is no delay() at all (wrk
+-- then sends each request at once, not through a timer).
 --
 -- done() prints one line, "BENCH {json}": requests, duration, latency percentiles
--- (microseconds), socket errors and every non-2xx status with a sample body.
+-- (microseconds), socket errors and every non-2xx status with a sample body; in an open
+-- loop also open_loop.summary's fields.
+
+package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
+local open_loop = require("open_loop")
 
 -- The API key (bench/credit_load.py makes one per run and passes it here).
 local auth = os.getenv("POINTS_BENCH_AUTH")
@@ -32,9 +38,13 @@ function init(args)
 end
 
 -- wrk looks for delay() once, when it loads the script: define it only when pacing.
--- Random gaps, so that the connections do not fall into step and arrive in bursts.
+local rate = tonumber(os.getenv("POINTS_BENCH_RATE") or "")
 local gap = tonumber(os.getenv("POINTS_BENCH_GAP_MS") or "")
-if gap then
+local stamp, answered
+if rate then
+  delay, stamp, answered = open_loop.start(rate, tonumber(os.getenv("POINTS_BENCH_THREADS")))
+elseif gap then
+  -- Random gaps, so that the connections do not fall into step and arrive in bursts.
   function delay()
     return math.random() * 2 * gap
   end
@@ -45,10 +55,13 @@ function request()
   if members > 0 then
     p = string.gsub(path, "{id}", "m" .. math.random(1, members))
   end
-  return wrk.format("GET", p)
+  return wrk.format("GET", p, stamp and stamp())
 end
 
 function response(status, headers, body)
+  if answered then
+    answered(headers)
+  end
   if status < 200 or status > 299 then
     local key = "http_" .. status
     stats[key] = (stats[key] or 0) + 1
@@ -85,9 +98,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'BENCH {"requests":%d,"duration_us":%d,"ok":%d,'
       .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},'
-      .. '"p50_us":%d,"p99_us":%d,"non2xx":{%s},"sample":%s}\n',
+      .. '"p50_us":%d,"p99_us":%d,"non2xx":{%s},"sample":%s%s}\n',
     summary.requests, summary.duration, ok, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(99), table.concat(non2xx, ","),
-    sample and quote(string.sub(sample, 1, 600)) or "null"
+    sample and quote(string.sub(sample, 1, 600)) or "null", rate and open_loop.summary(threads) or ""
   ))
 end
