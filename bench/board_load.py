@@ -119,15 +119,8 @@ def wrk_get(
     note = f"wrk -t{threads} -c{connections}"
     p50_us, p99_us = data["p50_us"], data["p99_us"]
     if rate and open_loop:
-        if data["timed"] != data["requests"]:
-            raise cl.BenchError(f"{data['timed']} of {data['requests']} answers were timed")
-        p50_us, p99_us = data["due_p50_us"], data["due_p99_us"]
-        note += (
-            f", open loop at {rate:,.0f}/s; latency from each request's due time"
-            f" (p99.9 {data['due_p999_us'] / 1000:.2f} ms); wrk itself sent"
-            f" {data['late'] / max(1, data['requests']):.0%} of requests late, p99"
-            f" {data['late_p99_us'] / 1000:.2f} ms"
-        )
+        p50_us, p99_us, how = cl.open_loop_figures(data, rate)
+        note += how
     elif rate:
         note += f", paced at {rate:,.0f}/s (random gaps per connection); latency from send"
     return cl.Load(

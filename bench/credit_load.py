@@ -4,8 +4,9 @@
 
 It starts `points-service serve` (Redis at 127.0.0.1:6379, a fresh SQLite file or
 PostgreSQL database) and a bare Litestar app (`bench/bare_app.py`) under the same uvicorn
-settings, loads both with wrk (`apt-get install -y wrk`) over keep-alive connections, paces
-a run at half the measured rate with its own HTTP/1.1 client, and runs redis-benchmark on
+settings, loads both with wrk (`apt-get install -y wrk`) over keep-alive connections, runs
+wrk as an open loop at half the measured rate (`open_loop.lua`: latency from when each
+request was due), and runs redis-benchmark on
 the EVALSHA of `apply.lua` with a one-event plan. It prints a summary and rewrites the
 "Credit path" section of bench/RESULTS.md; server logs are left in bench/out/.
 
@@ -36,12 +37,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import Any, NoReturn, Self
 
 import asyncpg
 import msgspec
 import redis
-import uvloop
 
 from points_service.adapters.api_keys import digest, new_key
 from points_service.adapters.redis_state import encode_apply_call
@@ -257,7 +257,23 @@ def clear_redis(url: str, prefix: str) -> int:
 # --- load: wrk (closed loop) ------------------------------------------------------------
 
 
-def run_wrk(url: str, mode: str, tag: str, connections: int, seconds: int) -> Load:
+def open_loop_figures(data: dict[str, Any], rate: float) -> tuple[int, int, str]:
+    """p50 and p99 (us) from each request's due time, and how, from the BENCH line of a
+    wrk script run as an open loop (bench/open_loop.lua)."""
+    if data["timed"] != data["requests"]:
+        raise BenchError(f"{data['timed']} of {data['requests']} answers were timed")
+    how = (
+        f", open loop at {rate:,.0f}/s; latency from each request's due time"
+        f" (p99.9 {data['due_p999_us'] / 1000:.2f} ms); wrk itself sent"
+        f" {data['late'] / max(1, data['requests']):.0%} of requests late, p99"
+        f" {data['late_p99_us'] / 1000:.2f} ms"
+    )
+    return data["due_p50_us"], data["due_p99_us"], how
+
+
+def run_wrk(url: str, mode: str, tag: str, connections: int, seconds: int, rate: float = 0) -> Load:
+    """As fast as wrk goes, or with `rate` an open loop at that many requests a second
+    (bench/open_loop.lua: latency from when each request was due)."""
     threads = min(connections, len(os.sched_getaffinity(0)))
     argv = [
         "wrk",
@@ -277,13 +293,20 @@ def run_wrk(url: str, mode: str, tag: str, connections: int, seconds: int) -> Lo
         str(BATCH_SIZE),
         _mix_spec(),
     ]
+    env = WRK_ENV
+    if rate:
+        env = env | {"POINTS_BENCH_RATE": f"{rate:.1f}", "POINTS_BENCH_THREADS": str(threads)}
     done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=WRK_ENV
+        argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=env
     )
     lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH ")]
     if done.returncode != 0 or not lines:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     data = json.loads(lines[0].removeprefix("BENCH "))
+    note, p50_us, p99_us = f"wrk -t{threads} -c{connections}", data["p50_us"], data["p99_us"]
+    if rate:
+        p50_us, p99_us, how = open_loop_figures(data, rate)
+        note += how
     errors: Counter[str] = Counter()
     for status, n in data["non2xx"].items():
         errors[f"HTTP {status}"] += n
@@ -296,11 +319,11 @@ def run_wrk(url: str, mode: str, tag: str, connections: int, seconds: int) -> Lo
         requests=data["requests"],
         events=data["events"],
         seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
+        p50_ms=p50_us / 1000,
+        p99_ms=p99_us / 1000,
         errors=+errors,
         samples=[s for s in (data["sample"], data["item"]) if s],
-        note=f"wrk -t{threads} -c{connections}",
+        note=note,
     )
 
 
@@ -566,12 +589,8 @@ def measure_service(run: Run, data_dir: Path, database_url: str | None) -> None:
         run.single = run_wrk(one, "single", f"{run.prefix}-s", connections, run.seconds)
         server.check_alive()
         rate = max(1.0, run.single.rate / 2)
-        _step(f"service: paced at {rate:,.0f}/s for {run.seconds} s")
-        run.half = uvloop.run(
-            paced(
-                port, "/v1/events", rate, run.seconds, connections, EventBodies(f"{run.prefix}-p")
-            )
-        )
+        _step(f"service: open loop at {rate:,.0f}/s for {run.seconds} s")
+        run.half = run_wrk(one, "single", f"{run.prefix}-p", connections, run.seconds, rate)
         server.check_alive()
         _step(
             f"service: batches of {BATCH_SIZE} for {run.seconds} s, {BATCH_CONNECTIONS} connections"

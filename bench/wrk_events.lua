@@ -6,9 +6,18 @@
 --   INFORMANTS  informant ids are inf1..infN; CONTENTS: content ids c1..cN, share ids s1..sN
 --   MIX         action=weight=field+field;... where the fields are those the action requires
 --
+-- POINTS_BENCH_RATE (with POINTS_BENCH_THREADS, wrk's -t) in the environment makes it
+-- an open loop at that many requests a second: latency from when each request was due
+-- (open_loop.lua). Unset, each connection sends its next request as soon as it has an
+-- answer.
+--
 -- done() prints one line, "BENCH {json}", that credit_load.py reads: the request count,
 -- socket errors, latency percentiles (microseconds), events accepted, and every non-2xx
--- status (or refused batch item) with a sample body.
+-- status (or refused batch item) with a sample body; in an open loop also
+-- open_loop.summary's fields.
+
+package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
+local open_loop = require("open_loop")
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -87,18 +96,27 @@ local function event()
   return table.concat(parts)
 end
 
+local rate = tonumber(os.getenv("POINTS_BENCH_RATE") or "")
+local stamp, answered
+if rate then -- wrk looks for delay() once, when it loads the script
+  delay, stamp, answered = open_loop.start(rate, tonumber(os.getenv("POINTS_BENCH_THREADS")))
+end
+
 function request()
   if mode == "batch" then
     local events = {}
     for i = 1, batch do
       events[i] = event()
     end
-    return wrk.format(nil, nil, nil, '{"events":[' .. table.concat(events, ",") .. "]}")
+    return wrk.format(nil, nil, stamp and stamp(), '{"events":[' .. table.concat(events, ",") .. "]}")
   end
-  return wrk.format(nil, nil, nil, event())
+  return wrk.format(nil, nil, stamp and stamp(), event())
 end
 
 function response(status, headers, body)
+  if answered then
+    answered(headers)
+  end
   if status < 200 or status > 299 then
     local key = "http_" .. status
     stats[key] = (stats[key] or 0) + 1
@@ -154,12 +172,13 @@ function done(summary, latency, requests)
     'BENCH {"requests":%d,"duration_us":%d,"ok":%d,"events":%d,"rejected":%d,"unparsed":%d,'
       .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},'
       .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"non2xx":{%s},'
-      .. '"sample":%s,"item":%s}\n',
+      .. '"sample":%s,"item":%s%s}\n',
     summary.requests, summary.duration, total.ok, total.events, total.rejected, total.unparsed,
     e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
     table.concat(non2xx, ","),
     sample and quote(string.sub(sample, 1, 600)) or "null",
-    item and quote(item) or "null"
+    item and quote(item) or "null",
+    rate and open_loop.summary(threads) or ""
   ))
 end
