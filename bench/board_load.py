@@ -85,28 +85,17 @@ def fill(client: redis.Redis, prefix: str, members: int) -> tuple[int, int]:
 
 
 def wrk_get(
-    url: str,
-    path: str,
-    members: int,
-    connections: int,
-    seconds: int,
-    rate: float = 0,
-    open_loop: bool = False,
+    url: str, path: str, members: int, connections: int, seconds: int, rate: float = 0
 ) -> cl.Load:
-    """As fast as wrk goes, or at `rate` requests a second. `open_loop`: requests are
-    due on a fixed schedule and latency counts from when each was due, so a stall is
-    charged to every request due during it (wrk_get.lua; as wrk2 does). Otherwise each
-    connection waits a random gap after each answer (wrk's delay()) and latency counts
-    from the send."""
+    """As fast as wrk goes, or an open loop at `rate` requests a second: requests are due
+    on a fixed schedule and latency counts from when each was due, so a stall is charged
+    to every request due during it (bench/open_loop.lua; as wrk2 does)."""
     threads = min(connections, len(os.sched_getaffinity(0)))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
     argv += ["-s", str(cl.BENCH / "wrk_get.lua"), url, "--", path, str(members)]
     env = cl.WRK_ENV
-    if rate and open_loop:
+    if rate:
         env = env | {"POINTS_BENCH_RATE": f"{rate:.1f}", "POINTS_BENCH_THREADS": str(threads)}
-    elif rate:
-        # A connection's cycle is its gap plus the answer's latency (about half a ms).
-        env = env | {"POINTS_BENCH_GAP_MS": f"{max(0.0, connections * 1000 / rate - 0.5):.3f}"}
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=seconds + 120, check=False, env=env
     )
@@ -118,11 +107,9 @@ def wrk_get(
     errors |= {f"socket {k}": v for k, v in data["socket_errors"].items() if v}
     note = f"wrk -t{threads} -c{connections}"
     p50_us, p99_us = data["p50_us"], data["p99_us"]
-    if rate and open_loop:
+    if rate:
         p50_us, p99_us, how = cl.open_loop_figures(data, rate)
         note += how
-    elif rate:
-        note += f", paced at {rate:,.0f}/s (random gaps per connection); latency from send"
     return cl.Load(
         name=path,
         requests=data["requests"],
@@ -193,9 +180,7 @@ def reads(args: argparse.Namespace, prefix: str, data_dir: Path) -> dict[str, cl
                 loads[name] = wrk_get(url, path, args.members, 64, seconds)
                 rate = max(1.0, loads[name].rate / 2)
                 cl._step(f"service: {name}, open loop at {rate:,.0f}/s")
-                loads[f"{name} half"] = wrk_get(
-                    url, path, args.members, 64, seconds, rate=rate, open_loop=True
-                )
+                loads[f"{name} half"] = wrk_get(url, path, args.members, 64, seconds, rate)
                 service.check_alive()
         intact(prefix, args.members)
     return loads

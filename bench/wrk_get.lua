@@ -4,10 +4,8 @@
 --   PATH     the request path; "{id}" in it becomes m<random 1..MEMBERS>
 -- POINTS_BENCH_RATE (with POINTS_BENCH_THREADS, wrk's -t) in the environment makes it
 -- an open loop at that many requests a second: latency from when each request was due
--- (open_loop.lua). POINTS_BENCH_GAP_MS paces it as a closed loop instead: each
--- connection waits a random 0..2*GAP ms (mean GAP) after an answer before its next
--- request; latency counts from the send. Neither set, there is no delay() at all (wrk
--- then sends each request at once, not through a timer).
+-- (open_loop.lua). Unset, there is no delay() at all (wrk then sends each request at
+-- once, not through a timer).
 --
 -- done() prints one line, "BENCH {json}": requests, duration, latency percentiles
 -- (microseconds), socket errors and every non-2xx status with a sample body; in an open
@@ -39,15 +37,9 @@ end
 
 -- wrk looks for delay() once, when it loads the script: define it only when pacing.
 local rate = tonumber(os.getenv("POINTS_BENCH_RATE") or "")
-local gap = tonumber(os.getenv("POINTS_BENCH_GAP_MS") or "")
 local stamp, answered
 if rate then
   delay, stamp, answered = open_loop.start(rate, tonumber(os.getenv("POINTS_BENCH_THREADS")))
-elseif gap then
-  -- Random gaps, so that the connections do not fall into step and arrive in bursts.
-  function delay()
-    return math.random() * 2 * gap
-  end
 end
 
 function request()

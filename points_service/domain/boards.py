@@ -9,7 +9,7 @@ field.
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal, NamedTuple, get_args
 
@@ -226,31 +226,21 @@ class Window(msgspec.Struct, frozen=True, gc=False):
     # Each row's display fields, when the store read them with the window; None: not read
     display: list[Shown] | None = None
 
-    @property
-    def rows(self) -> list[tuple[str, int]]:
-        """(informant, score) of each row."""
-        return list(zip(self.ids, self.scores, strict=True))
-
     def ranks(self) -> list[int]:
-        """Standard competition ranks (1, 2, 2, 4) of the rows."""
-        return competition_ranks(self.scores, self.start, self.higher_than_first)
-
-
-def competition_ranks(scores: Sequence[int], start: int, higher_than_first: int) -> list[int]:
-    """Standard competition ranks of consecutive scores, best first, from position
-    `start` (0 is the top): a row tied with the one before shares its rank, the first
-    row's is one more than the members strictly higher than it."""
-    ranks: list[int] = []
-    add = ranks.append
-    rank = higher_than_first + 1
-    before = None
-    for position, score in enumerate(scores, start + 1):
-        if score != before:
-            if before is not None:
-                rank = position
-            before = score
-        add(rank)
-    return ranks
+        """Standard competition ranks (1, 2, 2, 4) of the rows: a row tied with the one
+        before shares its rank; the first row's is one more than the members strictly
+        higher than it."""
+        ranks: list[int] = []
+        add = ranks.append
+        rank = self.higher_than_first + 1
+        before = None
+        for position, score in enumerate(self.scores, self.start + 1):
+            if score != before:
+                if before is not None:
+                    rank = position
+                before = score
+            add(rank)
+        return ranks
 
 
 class Around(msgspec.Struct, frozen=True, gc=False):

@@ -433,43 +433,32 @@ class Leaderboards:
 
     # --- reading ---------------------------------------------------------------------
 
-    async def display(self, ids: Sequence[str]) -> dict[str, Shown]:
-        """Display fields (name, unit, region) of each informant, kept for DISPLAY_TTL:
-        the same top entries are shown again and again, and a renamed informant may show
-        under the old name for that long (in this worker; a PUT here forgets it at once)."""
-        now = time.monotonic()
-        found: dict[str, Shown] = {}
-        missing = []
-        for i in ids:
-            cached = self._display_cache.get(i)
-            if cached is not None and cached[0] > now:
-                found[i] = cached[1]
-            else:
-                missing.append(i)
-        if missing:
-            fetched = await self._store.display(missing)
-            expires = now + DISPLAY_TTL
-            cache = self._display_cache
-            for i in missing:
-                fields = fetched.get(i, NOT_SHOWN)
-                cache[i] = (expires, fields)
-                cache.move_to_end(i)
-                found[i] = fields
-            # Oldest first, a few at a time: dropping a big cache at once stalled the loop.
-            while len(cache) > DISPLAY_CACHE_SIZE:
-                cache.popitem(last=False)
-        return found
-
     async def shown(self, ids: Sequence[str]) -> list[Shown]:
-        """`display` as a list in the order of `ids`. When every one is cached and fresh,
-        in C-level passes: a top page asks for a hundred, again and again."""
+        """Display fields (name, unit, region) of each informant, in the order of `ids`,
+        kept for DISPLAY_TTL: the same top entries are shown again and again, and a
+        renamed informant may show under the old name for that long (in this worker; a PUT
+        here forgets it at once). When every one is kept and fresh, in C-level passes: a
+        top page asks for a hundred."""
+        now = time.monotonic()
         found = list(map(self._display_cache.get, ids))
         if None not in found:
             cached = cast(list[tuple[float, Shown]], found)
-            if not cached or min(map(_EXPIRES, cached)) > time.monotonic():
+            if not cached or min(map(_EXPIRES, cached)) > now:
                 return list(map(_SHOWN, cached))
-        display = await self.display(ids)
-        return [display.get(i, NOT_SHOWN) for i in ids]
+        missing = [i for i, kept in zip(ids, found, strict=True) if kept is None or kept[0] <= now]
+        fetched = await self._store.display(missing)
+        expires = now + DISPLAY_TTL
+        cache = self._display_cache
+        for i in missing:
+            cache[i] = (expires, fetched.get(i, NOT_SHOWN))
+            cache.move_to_end(i)
+        # Oldest first, a few at a time: dropping a big cache at once stalled the loop.
+        while len(cache) > DISPLAY_CACHE_SIZE:
+            cache.popitem(last=False)
+        return [
+            kept[1] if kept is not None and kept[0] > now else fetched.get(i, NOT_SHOWN)
+            for i, kept in zip(ids, found, strict=True)
+        ]
 
     def forget_display(self, informant_id: str) -> None:
         self._display_cache.pop(informant_id, None)

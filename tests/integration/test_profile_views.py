@@ -56,7 +56,7 @@ async def test_views_and_hashes_show_the_same_fields(
     }
     around = await boards.around(BOARD, "b", 1)
     assert around.window is not None
-    assert around.window.rows == [("a", 3), ("b", 2), ("c", 1)]
+    assert (around.window.ids, around.window.scores) == (["a", "b", "c"], [3, 2, 1])
     assert around.window.display == [expected["a"], expected["b"], expected["c"]]
     assert await boards.display(["c", "a", "b", "nobody"]) == expected | {"nobody": Shown()}
 

@@ -12,7 +12,6 @@ from points_service.domain.boards import (
     Window,
     board_writes,
     build_board_set,
-    competition_ranks,
     metric_values,
     parse_scope,
     region_problems,
@@ -138,6 +137,10 @@ def test_a_week_spans_month_and_year_ends() -> None:
     assert (date.fromordinal(start) + timedelta(days=6)).isoformat() == "2027-01-03"
 
 
+def window(scores: list[int], start: int, higher: int) -> Window:
+    return Window(start + len(scores), start, [f"m{n}" for n in range(len(scores))], scores, higher)
+
+
 @given(
     scores=st.lists(st.integers(1, 6), min_size=1, max_size=30).map(
         lambda s: sorted(s, reverse=True)
@@ -153,15 +156,11 @@ def test_competition_ranks_count_the_members_strictly_higher(
     board."""
     board = [7] * higher + [scores[0]] * tied + scores
     expected = [1 + sum(1 for s in board if s > score) for score in scores]
-    start = higher + tied
-    assert competition_ranks(scores, start, higher) == expected
-    window = Window(len(board), start, [f"m{n}" for n in range(len(scores))], scores, higher)
-    assert window.ranks() == expected
-    assert window.rows == list(zip(window.ids, scores, strict=True))
+    assert window(scores, higher + tied, higher).ranks() == expected
 
 
 def test_competition_ranks_share_a_tie_and_skip_after_it() -> None:
-    assert competition_ranks([9, 5, 5, 4, 4, 4, 1], 0, 0) == [1, 2, 2, 4, 4, 4, 7]
+    assert window([9, 5, 5, 4, 4, 4, 1], 0, 0).ranks() == [1, 2, 2, 4, 4, 4, 7]
     # from position 10, the first row tied with two members before it
-    assert competition_ranks([5, 5, 4], 10, 8) == [9, 9, 13]
-    assert competition_ranks([], 3, 0) == []
+    assert window([5, 5, 4], 10, 8).ranks() == [9, 9, 13]
+    assert window([], 3, 0).ranks() == []
