@@ -29,7 +29,7 @@ from points_service.settings import Settings
 from tests.redis_cluster import RedisCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN = uuid.uuid4().hex[:8]
 # Every test talks as the admin (a key of the run's own); the scope tests make others.

@@ -32,7 +32,7 @@ from tests.http.server import ServerProcess
 from tests.http.test_import import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")
 CHROMIUM = "/usr/bin/chromium"  # Debian's (make tools); never `playwright install`
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container: no user namespaces for the sandbox

@@ -18,10 +18,11 @@ from tests.proxy import Proxy
 
 _PARTS = urlsplit(REDIS_URL)
 HOST, PORT = _PARTS.hostname or "127.0.0.1", _PARTS.port or 6379
+DB = int(_PARTS.path.strip("/") or 0)
 
 
 async def test_replies_come_back_to_their_callers_in_order() -> None:
-    pipe = RedisPipe(host=HOST, port=PORT)
+    pipe = RedisPipe(host=HOST, port=PORT, db=DB)
     key = unique("pipe")
     try:
         # Many callers in flight on one socket: each gets its own replies.
@@ -44,7 +45,7 @@ async def test_an_empty_call_answers_at_once_and_the_next_call_is_not_disturbed(
     not wait for a reply: it would take the next caller's."""
     client = connect(REDIS_URL)
     scripts = ScriptPipeline(client)
-    pipe = RedisPipe(host=HOST, port=PORT)
+    pipe = RedisPipe(host=HOST, port=PORT, db=DB)
     try:
         script = scripts.register("return ARGV[1]")
         assert await asyncio.wait_for(scripts.call_many([]), 5) == []
@@ -75,7 +76,7 @@ async def test_it_selects_the_database_of_the_url() -> None:
 async def test_a_lost_connection_fails_its_calls_and_the_next_call_reconnects() -> None:
     proxy = Proxy(HOST, PORT)
     proxy.start()
-    pipe = RedisPipe(host="127.0.0.1", port=proxy.port)
+    pipe = RedisPipe(host="127.0.0.1", port=proxy.port, db=DB)
     try:
         assert await pipe.execute([("PING",)]) == [b"PONG"]
         # BLPOP keeps a call waiting on the wire when the connection goes.
