@@ -2,7 +2,7 @@
 on these shared hosts is not (two runs of one tree agree to ~1 %).
 
     .venv/bin/python bench/instructions.py rank|top|bare [--tree DIR] [--requests 1000]
-        [--keep]
+        [--keep] [--save DIR]
 
 `rank` reads an informant's rank with five neighbours each side on a board of
 1,000,000 members (`board_load.RANK`), `top` the top 100 with the page cache off
@@ -13,12 +13,15 @@ end unless `--keep` (then the next run reuses it). The server runs under
 instrumentation is switched on for `--requests` requests (16 keep-alive connections
 from this process) and the total is divided by their number. `--tree DIR` serves from
 another checkout (a `git worktree` of an older commit) with this checkout's virtualenv,
-for an A/B. Needs valgrind (callgrind_control), Redis at 127.0.0.1:6379.
+for an A/B. `--save DIR` keeps the callgrind output there, for `callgrind_annotate
+--inclusive=yes` (where the instructions go, by C function). Needs valgrind
+(callgrind_control), Redis at 127.0.0.1:6379.
 """
 
 import argparse
 import asyncio
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,7 +66,7 @@ def _control(pid: int, *options: str) -> None:
     subprocess.run(["callgrind_control", *options, str(pid)], check=True, capture_output=True)
 
 
-def measure(what: str, tree: Path, requests: int) -> float:
+def measure(what: str, tree: Path, requests: int, save: Path | None = None) -> float:
     rng = random.Random(5)
     paths: dict[str, Callable[[], str]] = {
         "rank": lambda: bl.RANK.replace("{id}", f"m{rng.randint(1, MEMBERS)}"),
@@ -107,6 +110,9 @@ def measure(what: str, tree: Path, requests: int) -> float:
             time.sleep(1)
             total = 0
             for dump in Path(tmp).glob("callgrind.out*"):
+                if save is not None and dump.stat().st_size:
+                    save.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(dump, save / f"{what}.{dump.name}")
                 counts = [
                     int(line.split()[1])
                     for line in dump.read_text(errors="replace").splitlines()
@@ -126,6 +132,7 @@ def main() -> int:
     parser.add_argument("--tree", default=str(cl.ROOT), help="the checkout to serve from")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--keep", action="store_true", help="leave the board for next time")
+    parser.add_argument("--save", type=Path, help="keep the callgrind output in this directory")
     args = parser.parse_args()
     client = redis.Redis(host=cl.HOST, port=cl.REDIS_PORT)
     if args.what != "bare" and not client.exists(FILLED):
@@ -133,7 +140,7 @@ def main() -> int:
         bl.fill(client, PREFIX, MEMBERS)
         client.set(FILLED, 1)
     try:
-        per_request = measure(args.what, Path(args.tree).resolve(), args.requests)
+        per_request = measure(args.what, Path(args.tree).resolve(), args.requests, args.save)
     finally:
         if not args.keep:
             cl.clear_redis(f"redis://{cl.HOST}:{cl.REDIS_PORT}/0", PREFIX)
