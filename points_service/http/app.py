@@ -127,7 +127,7 @@ def _observe(
             finally:
                 elapsed = time.perf_counter() - started
                 route = scope.get("path_template", "unmatched")
-                runtime: Runtime | None = getattr(app.state, "runtime", None)
+                runtime: Runtime | None = app.state.get("runtime")
                 if runtime is not None:
                     runtime.metrics.request_seconds(scope["method"], route, status, elapsed)
                 if settings.access_log:
@@ -377,7 +377,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.console_keys = {k.digest: k for k in keys}  # the console's sign-in
 
     def limits() -> Any:
-        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        runtime: Runtime | None = app.state.get("runtime")
         return None if runtime is None else runtime.limits
 
     guard = Guard(

@@ -100,7 +100,7 @@ async def event_reply(scope: Scope, receive: Receive) -> Reply:
     if scope["method"] != "POST":  # type: ignore[typeddict-item]
         error = ErrorOut(405, "method_not_allowed", f"{PATH} takes POST only")
         return 405, _encoder.encode(error), ((b"allow", b"POST"),)
-    runtime: Runtime = scope["litestar_app"].state.runtime
+    runtime: Runtime = scope["litestar_app"].state["runtime"]
     try:
         # One event is a few hundred bytes; its attributes have room, a file does not.
         body = await read_body(receive, runtime.settings.max_event_bytes)
@@ -236,13 +236,13 @@ async def board_reply(scope: Scope, receive: Receive) -> Reply:
         error = ErrorOut(405, "method_not_allowed", f"{template} takes GET only")
         return 405, _encoder.encode(error), ((b"allow", b"GET"),)
     raw_query = scope["query_string"]
-    state = scope["litestar_app"].state
-    pages: PageCache = state.page_cache
+    state = scope["litestar_app"].state  # by key: by attribute, State raises and catches
+    pages: PageCache = state["page_cache"]
     cacheable = cached and pages.ttl > 0
     body = pages.get((rest, raw_query)) if cacheable else None
     if body is None:
         query = _query(raw_query.decode("latin-1"))
-        body = _encoder.encode(await answer(state.runtime, match.groupdict(), query))
+        body = _encoder.encode(await answer(state["runtime"], match.groupdict(), query))
         if cacheable:
             pages.put((rest, raw_query), body)
     return 200, body, ()
