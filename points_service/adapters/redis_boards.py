@@ -74,6 +74,16 @@ _decode_ints = msgspec.json.Decoder(list[int]).decode
 _decode_columns = msgspec.json.Decoder(tuple[list[str], list[int]]).decode
 
 
+def _scores(text: bytes | str) -> list[int]:
+    """Board scores (negated, as stored) from one JSON array of them, in C. Redis writes
+    a whole-number score as an integer ("-1500"), past 10^17 as a double ("-1.5e+17")."""
+    try:
+        negated = _decode_ints(text)
+    except msgspec.ValidationError:
+        negated = [int(s) for s in msgspec.json.decode(text)]
+    return list(map(neg, negated))
+
+
 def board_key(prefix: str, board: Board) -> str:
     return f"{prefix}:lb{{{board.metric}|{board.scope}|{board.period}}}"
 
@@ -218,22 +228,20 @@ class RedisBoards:
         """Members and scores of a ZRANGE WITHSCORES (scores negated, as stored), each
         column converted in one C-level pass: a page's hundred rows went through Python
         a row at a time, at a fifth of the page's cost (bench/RESULTS.md)."""
-        ids = list(map(bytes.decode, flat[::2]))
-        # Redis writes a whole-number score as an integer ("-1500"), past 10^17 as a
-        # double ("-1.5e+17"): one JSON array of them decodes in C either way.
-        text = b"[" + b",".join(flat[1::2]) + b"]"
-        try:
-            negated = _decode_ints(text)
-        except msgspec.ValidationError:
-            negated = [int(s) for s in msgspec.json.decode(text)]
-        return ids, list(map(neg, negated))
+        return list(map(bytes.decode, flat[::2])), _scores(b"[" + b",".join(flat[1::2]) + b"]")
 
     async def window(self, board: Board, start: int, count: int) -> Window:
         """Members from position `start` (0 is the top), best first, ties by id."""
-        members, flat, first = await self._scripts.call(
-            self._read, [self.key(board)], ["page", start, count]
+        key = [self.key(board)]
+        members, joined, first, size = await self._scripts.call(
+            self._read, key, ["page", start, count]
         )
-        return Window(int(members), start, *self._columns(flat), int(first))
+        rows = joined.decode().split("\n") if size else []
+        if len(rows) != size:  # a member with a newline: never written by the service
+            members, flat, first = await self._scripts.call(self._read, key, ["rows", start, count])
+            return Window(int(members), start, *self._columns(flat), int(first))
+        scores = _scores("[" + ",".join(rows[1::2]) + "]")
+        return Window(int(members), start, rows[::2], scores, int(first))
 
     async def around(self, board: Board, informant_id: str, around: int) -> Around:
         """The member's standing, and the window of `around` members each side (padded

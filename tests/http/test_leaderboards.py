@@ -430,3 +430,36 @@ async def test_a_started_service_names_the_boards_nobody_named(settings: Setting
     finally:
         await redis.delete(board_key(settings.redis_prefix, ghost))
         await redis.aclose()
+
+
+async def test_pages_read_members_written_by_hand(client: Client, settings: Settings) -> None:
+    """A page comes from Redis as one text, a line per member and per score. A member the
+    service never writes (with a newline in it) is still read whole, and a score past
+    10^17, which Redis writes as a double, is still an integer."""
+    odd = Board("points", f"institution:{unique('odd')}", "all")
+    big = Board("points", f"institution:{unique('big')}", "all")
+    redis = redis_client(settings)
+    try:
+        await redis.zadd(board_key(settings.redis_prefix, odd), {"a\nb": -5, "c": -3, "d": -3})
+        await redis.zadd(board_key(settings.redis_prefix, big), {"x": -7, "y": -7, "z": -3e17})
+        for board, rows in (
+            (odd, [(1, "a\nb", 5), (2, "c", 3), (2, "d", 3)]),
+            (big, [(1, "z", 300_000_000_000_000_000), (2, "x", 7), (2, "y", 7)]),
+        ):
+            r = await client.get(
+                "/v1/leaderboards/points", params={"scope": board.scope, "period": "all"}
+            )
+            assert r.status_code == 200, r.text
+            page = r.json()
+            assert page["members"] == 3
+            assert [(e["rank"], e["informant_id"], e["score"]) for e in page["entries"]] == rows
+            r = await client.get(
+                "/v1/leaderboards/points",
+                params={"scope": board.scope, "period": "all", "limit": 1, "cursor": "1"},
+            )
+            assert [(e["rank"], e["informant_id"]) for e in r.json()["entries"]] == [rows[1][:2]]
+    finally:
+        await redis.delete(
+            board_key(settings.redis_prefix, odd), board_key(settings.redis_prefix, big)
+        )
+        await redis.aclose()

@@ -1,6 +1,11 @@
 -- One read of one board (scores stored negated: see redis_boards.py), in one call.
 -- KEYS[1] the board. ARGV[1] the mode:
---   "page", start, count        -> {members, {member, score, ...}, higher than the first}
+--   "page", start, count        -> {members, "member\nscore\n...", higher than the
+--                                   first, rows}: one bulk string, not two a member, is
+--                                   less for Redis to write and the caller to read
+--                                   (informant ids have no newline; the row count
+--                                   tells the caller of a member that has one)
+--   "rows", start, count        -> {members, {member, score, ...}, higher than the first}
 --   "around", member, around [, profile head]
 --                               -> {members, position or false, score, higher, start,
 --                                   {member, score, ...}, higher than the window's first
@@ -58,9 +63,10 @@ local function window(start, count)
   return rows, first
 end
 
-if mode == 'page' then
+if mode == 'page' or mode == 'rows' then
   local rows, first = window(tonumber(ARGV[2]), tonumber(ARGV[3]))
-  return {members, rows, first}
+  if mode == 'rows' then return {members, rows, first} end
+  return {members, table.concat(rows, '\n'), first, #rows}
 elseif mode == 'around' then
   local position = redis.call('ZRANK', key, ARGV[2])
   if not position then return {members, false} end
