@@ -71,7 +71,6 @@ def _display(row: Sequence[bytes | None]) -> Shown:
 
 _decode_display = msgspec.json.Decoder(list[Shown]).decode
 _decode_ints = msgspec.json.Decoder(list[int]).decode
-_decode_columns = msgspec.json.Decoder(tuple[list[str], list[int]]).decode
 
 
 def _scores(text: bytes | str) -> list[int]:
@@ -247,21 +246,28 @@ class RedisBoards:
         """The member's standing, and the window of `around` members each side (padded
         at the edges to 2 * around + 1). On one node the window's display fields come
         in the same call."""
+        key = [self.key(board)]
         args: list[Any] = ["around", informant_id, around]
         if not self._cluster:
             args.append(f"{self._prefix}:{{")
-        reply = await self._scripts.call(self._read, [self.key(board)], args)
+        reply = await self._scripts.call(self._read, key, args)
         if len(reply) == 2:
             return Around(reply[0], None, None)
         # Lua numbers come back as integers; the score is a string (a double in Redis)
         members, _position, score, higher, start, rows, first, *profiles = reply
         standing = (-int(float(score)), higher)
-        if profiles:  # one node: JSON texts
-            ids, scores = _decode_columns(rows)
-            window = Window(members, start, ids, scores, first, _decode_display(profiles[0]))
-        else:
-            window = Window(members, start, *self._columns(rows), first)
-        return Around(members, standing, window)
+        if profiles:  # one node: the window as a page's text, the fields as JSON
+            shown = _decode_display(profiles[0])
+            lines = rows.decode().split("\n")
+            if len(lines) == 2 * len(shown):
+                scores = _scores("[" + ",".join(lines[1::2]) + "]")
+                window = Window(members, start, lines[::2], scores, first, shown)
+                return Around(members, standing, window)
+            # a member with a newline (never written by the service): as rows, and the
+            # display fields read apart
+            reply = await self._scripts.call(self._read, key, args[:3])
+            members, _position, score, higher, start, rows, first = reply
+        return Around(members, standing, Window(members, start, *self._columns(rows), first))
 
     async def scores(
         self, board: Board, ids: Sequence[str]

@@ -433,18 +433,19 @@ async def test_a_started_service_names_the_boards_nobody_named(settings: Setting
 
 
 async def test_pages_read_members_written_by_hand(client: Client, settings: Settings) -> None:
-    """A page comes from Redis as one text, a line per member and per score. A member the
-    service never writes (with a newline in it) is still read whole, and a score past
-    10^17, which Redis writes as a double, is still an integer."""
+    """A page, and a standing's window, come from Redis as one text, a line per member and
+    per score. A member the service never writes (with a newline in it) is still read
+    whole, and a score past 10^17, which Redis writes as a double with 17 digits, comes
+    back exact (cjson's 14 digits rounded it, and failed the standing)."""
     odd = Board("points", f"institution:{unique('odd')}", "all")
     big = Board("points", f"institution:{unique('big')}", "all")
     redis = redis_client(settings)
     try:
         await redis.zadd(board_key(settings.redis_prefix, odd), {"a\nb": -5, "c": -3, "d": -3})
-        await redis.zadd(board_key(settings.redis_prefix, big), {"x": -7, "y": -7, "z": -3e17})
+        await redis.zadd(board_key(settings.redis_prefix, big), {"x": -7, "y": -7, "z": -(2**60)})
         for board, rows in (
             (odd, [(1, "a\nb", 5), (2, "c", 3), (2, "d", 3)]),
-            (big, [(1, "z", 300_000_000_000_000_000), (2, "x", 7), (2, "y", 7)]),
+            (big, [(1, "z", 2**60), (2, "x", 7), (2, "y", 7)]),
         ):
             r = await client.get(
                 "/v1/leaderboards/points", params={"scope": board.scope, "period": "all"}
@@ -458,6 +459,15 @@ async def test_pages_read_members_written_by_hand(client: Client, settings: Sett
                 params={"scope": board.scope, "period": "all", "limit": 1, "cursor": "1"},
             )
             assert [(e["rank"], e["informant_id"]) for e in r.json()["entries"]] == [rows[1][:2]]
+            r = await client.get(
+                f"/v1/leaderboards/points/informants/{rows[1][1]}",
+                params={"scope": board.scope, "period": "all", "around": 1},
+            )
+            standing = r.json()
+            assert (standing["rank"], standing["score"]) == (2, rows[1][2])
+            assert [
+                (e["rank"], e["informant_id"], e["score"]) for e in standing["neighbours"]
+            ] == rows
     finally:
         await redis.delete(
             board_key(settings.redis_prefix, odd), board_key(settings.redis_prefix, big)

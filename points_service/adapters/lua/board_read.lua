@@ -9,8 +9,8 @@
 --   "around", member, around [, profile head]
 --                               -> {members, position or false, score, higher, start,
 --                                   {member, score, ...}, higher than the window's first
---                                   (with a profile head: the window and the fields
---                                   as JSON, below)}
+--                                   (with a profile head: the window as a page's
+--                                   text, and the fields as JSON, below)}
 --   "ranks", member...          -> {members, {score or false, higher}...}
 --   "display"                      with KEYS the n profile views, then the n profile
 --                                   hashes (no board)  -> the fields as JSON
@@ -24,8 +24,8 @@
 -- With a profile head, "around" also reads the display fields of each window member
 -- (head .. member .. '}:v' and '}:p'; keys not declared, so one node only: the adapter
 -- never passes a head on a cluster), saving the caller a second round trip; the window
--- then comes as JSON too, [[member...], [score (not negated)...]] (never empty: the
--- member is in it).
+-- then comes as one text, as a page does (never empty: the member is in it). Not as
+-- cjson: it writes numbers with 14 digits, and a score past 10^14 came back rounded.
 local mode = ARGV[1]
 local FIELDS, NAMES = {--FIELDS--}, {--NAMES--}
 
@@ -77,14 +77,12 @@ elseif mode == 'around' then
   local rows, first = window(start, size)
   local head = ARGV[4]
   if not head then return {members, position, score, higher(score), start, rows, first} end
-  local views, hashes, ids, scores = {}, {}, {}, {}
+  local views, hashes = {}, {}
   for i = 1, #rows, 2 do
     views[#views + 1] = head .. rows[i] .. '}:v'
     hashes[#hashes + 1] = head .. rows[i] .. '}:p'
-    ids[#ids + 1] = rows[i]
-    scores[#scores + 1] = -tonumber(rows[i + 1])
   end
-  return {members, position, score, higher(score), start, cjson.encode({ids, scores}), first,
+  return {members, position, score, higher(score), start, table.concat(rows, '\n'), first,
           shown(views, hashes)}
 end
 local out = {}
