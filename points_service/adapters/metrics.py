@@ -151,6 +151,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.loop_lag = Histogram(
+            "points_event_loop_lag_seconds",
+            "How late a worker's event loop ran a timer (one every 0.1 s): time the loop was "
+            "held by one task, by which every request in that worker was delayed",
+            buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
         self.redis_errors = Counter(
             "points_redis_errors_total",
             "Redis round trips that failed, by operation",

@@ -149,6 +149,8 @@ CLOSE_EVERY = 60  # seconds between looks for leaderboard periods that have clos
 STOP_WAIT = 10  # seconds a background loop may take to finish its round at shutdown
 HEALTH_EVERY = 5  # seconds between health checks of Redis and the database (the gauges)
 TODAY_EVERY = 6  # health checks between counts of the programme's day (30 s)
+LAG_EVERY = 0.1  # seconds between the timers that measure the event loop's lag
+STALL_LOGGED = 1.0  # seconds of lag that also make a log line
 
 
 async def _pause(stopping: asyncio.Event, seconds: float) -> bool:
@@ -189,6 +191,20 @@ async def _watch_health(runtime: Runtime, stopping: asyncio.Event) -> None:
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
+
+
+async def _watch_loop(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """How late the event loop runs a timer: while one task holds the loop (a long
+    computation, a blocking call) every request in the worker waits, and the request
+    histogram cannot tell that from a slow dependency."""
+    loop = asyncio.get_running_loop()
+    while not stopping.is_set():
+        due = loop.time() + LAG_EVERY
+        await asyncio.sleep(LAG_EVERY)
+        late = max(0.0, loop.time() - due)
+        runtime.metrics.loop_lag.observe(late)
+        if late >= STALL_LOGGED:
+            _log.warning("event_loop_stalled", seconds=round(late, 3))
 
 
 async def _database_rounds(runtime: Runtime, rounds: int) -> None:
@@ -324,6 +340,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             loop.create_task(_close_periods(runtime, stopping), name="close-periods"),
             loop.create_task(_watch_health(runtime, stopping), name="watch-health"),
             loop.create_task(_scan_abuse(runtime, stopping), name="scan-abuse"),
+            loop.create_task(_watch_loop(runtime, stopping), name="watch-loop"),
         ]
         try:
             yield

@@ -109,6 +109,32 @@ async def test_a_scrape_shows_the_traffic_and_passes_promtool(base_settings: Set
     promtool_accepts(text)
 
 
+async def test_a_held_event_loop_shows_as_lag_and_a_log_line(
+    base_settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A blocking call run in the app's loop (the test client's portal) holds it as a
+    blocking call in a handler would."""
+    app = create_app(base_settings, CollectorRegistry())
+    async with api_client(app) as client:
+        lag = "points_event_loop_lag_seconds"
+        deadline = time.monotonic() + 10
+        while value(samples((await client.get("/metrics")).text), f"{lag}_count") < 3:
+            assert time.monotonic() < deadline, "the loop watch does not run"
+            await asyncio.sleep(0.1)
+        before = samples((await client.get("/metrics")).text)
+        client.blocking_portal.call(time.sleep, 1.3)  # the stall under test
+        await asyncio.sleep(0.3)  # the watch's next timer, and the one after
+        after = samples((await client.get("/metrics")).text)
+
+    def late(found: Samples, over: str) -> float:  # observations above `over` seconds
+        return value(found, f"{lag}_count") - value(found, f"{lag}_bucket", le=over)
+
+    assert late(after, "1.0") - late(before, "1.0") == 1
+    assert late(before, "0.1") == 0  # an idle loop runs its timers on time
+    stalled = [line for line in capfd.readouterr().err.splitlines() if "event_loop_stalled" in line]
+    assert len(stalled) == 1 and msgspec.json.decode(stalled[0])["seconds"] >= 1.0, stalled
+
+
 async def test_unreachable_redis_shows_in_the_metrics(base_settings: Settings) -> None:
     settings = replace(base_settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     app = create_app(settings, CollectorRegistry())
