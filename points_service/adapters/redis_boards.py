@@ -266,6 +266,8 @@ class RedisBoards:
             # a member with a newline (never written by the service): as rows, and the
             # display fields read apart
             reply = await self._scripts.call(self._read, key, args[:3])
+            if len(reply) == 2:  # gone from the board in between
+                return Around(reply[0], None, None)
             members, _position, score, higher, start, rows, first = reply
         return Around(members, standing, Window(members, start, *self._columns(rows), first))
 
