@@ -83,6 +83,16 @@ def _scores(text: bytes | str) -> list[int]:
     return list(map(neg, negated))
 
 
+def _lines(text: bytes, values: int) -> tuple[list[str], list[int]] | None:
+    """The ids and scores of a window sent as one text, a line per member and per score
+    (board_read.lua); None when it does not hold `values` lines: a member with a newline,
+    which the service never writes, and which is then read as rows."""
+    lines = text.decode().split("\n") if values else []
+    if len(lines) != values:
+        return None
+    return lines[::2], _scores("[" + ",".join(lines[1::2]) + "]")
+
+
 def board_key(prefix: str, board: Board) -> str:
     return f"{prefix}:lb{{{board.metric}|{board.scope}|{board.period}}}"
 
@@ -235,12 +245,11 @@ class RedisBoards:
         members, joined, first, size = await self._scripts.call(
             self._read, key, ["page", start, count]
         )
-        rows = joined.decode().split("\n") if size else []
-        if len(rows) != size:  # a member with a newline: never written by the service
+        columns = _lines(joined, size)
+        if columns is None:
             members, flat, first = await self._scripts.call(self._read, key, ["rows", start, count])
-            return Window(int(members), start, *self._columns(flat), int(first))
-        scores = _scores("[" + ",".join(rows[1::2]) + "]")
-        return Window(int(members), start, rows[::2], scores, int(first))
+            columns = self._columns(flat)
+        return Window(int(members), start, *columns, int(first))
 
     async def around(self, board: Board, informant_id: str, around: int) -> Around:
         """The member's standing, and the window of `around` members each side (padded
@@ -258,13 +267,10 @@ class RedisBoards:
         standing = (-int(float(score)), higher)
         if profiles:  # one node: the window as a page's text, the fields as JSON
             shown = _decode_display(profiles[0])
-            lines = rows.decode().split("\n")
-            if len(lines) == 2 * len(shown):
-                scores = _scores("[" + ",".join(lines[1::2]) + "]")
-                window = Window(members, start, lines[::2], scores, first, shown)
-                return Around(members, standing, window)
-            # a member with a newline (never written by the service): as rows, and the
-            # display fields read apart
+            columns = _lines(rows, 2 * len(shown))
+            if columns is not None:
+                return Around(members, standing, Window(members, start, *columns, first, shown))
+            # as rows, and the display fields read apart (by the caller)
             reply = await self._scripts.call(self._read, key, args[:3])
             if len(reply) == 2:  # gone from the board in between
                 return Around(reply[0], None, None)
