@@ -286,7 +286,7 @@ class PeriodOut(msgspec.Struct):
     next_reset: datetime | None
 
 
-class EntryOut(msgspec.Struct, omit_defaults=True):
+class EntryOut(msgspec.Struct, omit_defaults=True, gc=False):  # strings and numbers only
     rank: int
     informant_id: str
     score: int

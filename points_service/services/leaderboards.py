@@ -11,12 +11,10 @@ until `leaderboards reconcile` reports it and `leaderboards rebuild` repairs it.
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from operator import itemgetter
-from typing import Any, Final, NamedTuple, TypeVar, cast, overload
+from typing import Any, Final, NamedTuple, TypeVar, overload
 
 import msgspec
 
@@ -44,6 +42,7 @@ from points_service.domain.periods import (
     period_of,
     periods_of,
 )
+from points_service.services.display import DisplayCache
 from points_service.services.errors import InvalidInput
 from points_service.services.ports import (
     BoardStore,
@@ -59,9 +58,6 @@ MAX_IDS = 1000
 # How long a worker shows an informant's display fields before reading them again.
 DISPLAY_TTL = 10.0
 DISPLAY_CACHE_SIZE = 50_000
-# Of a display cache entry, (expires, shown)
-_EXPIRES: Final[Callable[[tuple[float, Shown]], float]] = itemgetter(0)
-_SHOWN: Final[Callable[[tuple[float, Shown]], Shown]] = itemgetter(1)
 # Rows of a closed period's final standings kept in SQL per board.
 FINAL_ROWS = 1000
 
@@ -257,7 +253,7 @@ class Leaderboards:
         self._live_days: dict[int, tuple[str, ...]] = {}
         # Board writes sent and not waited for (one node), until Redis has applied them.
         self._in_flight: set[asyncio.Future[Any]] = set()
-        self._display_cache: OrderedDict[str, tuple[float, Shown]] = OrderedDict()
+        self._display = DisplayCache(DISPLAY_TTL, DISPLAY_CACHE_SIZE)
 
     # --- the credit path -------------------------------------------------------------
 
@@ -434,34 +430,19 @@ class Leaderboards:
     # --- reading ---------------------------------------------------------------------
 
     async def shown(self, ids: Sequence[str]) -> list[Shown]:
-        """Display fields (name, unit, region) of each informant, in the order of `ids`,
-        kept for DISPLAY_TTL: the same top entries are shown again and again, and a
-        renamed informant may show under the old name for that long (in this worker; a PUT
-        here forgets it at once). When every one is kept and fresh, in C-level passes: a
-        top page asks for a hundred."""
-        now = time.monotonic()
-        found = list(map(self._display_cache.get, ids))
-        if None not in found:
-            cached = cast(list[tuple[float, Shown]], found)
-            if not cached or min(map(_EXPIRES, cached)) > now:
-                return list(map(_SHOWN, cached))
-        missing = [i for i, kept in zip(ids, found, strict=True) if kept is None or kept[0] <= now]
+        """Display fields (name, unit, region) of each informant, in the order of `ids`:
+        kept for DISPLAY_TTL in this worker (services/display.py), read for those not."""
+        found = self._display.fresh(ids)
+        if found is not None:
+            return found
+        kept, missing = self._display.split(ids)
         fetched = await self._store.display(missing)
-        expires = now + DISPLAY_TTL
-        cache = self._display_cache
-        for i in missing:
-            cache[i] = (expires, fetched.get(i, NOT_SHOWN))
-            cache.move_to_end(i)
-        # Oldest first, a few at a time: dropping a big cache at once stalled the loop.
-        while len(cache) > DISPLAY_CACHE_SIZE:
-            cache.popitem(last=False)
-        return [
-            kept[1] if kept is not None and kept[0] > now else fetched.get(i, NOT_SHOWN)
-            for i, kept in zip(ids, found, strict=True)
-        ]
+        read = {i: fetched.get(i, NOT_SHOWN) for i in missing}
+        self._display.keep(read)
+        return [read[i] if s is None else s for i, s in zip(ids, kept, strict=True)]
 
     def forget_display(self, informant_id: str) -> None:
-        self._display_cache.pop(informant_id, None)
+        self._display.forget(informant_id)
 
     async def _entries(self, window: Window) -> Entries:
         shown = window.display

@@ -155,6 +155,9 @@ async def test_ranks_ties_pages_neighbours_and_unranked(client: Client) -> None:
         params={"scope": scope, "period": "day", "around": 1},
     )
     assert [n["name"] for n in r.json()["neighbours"]] == ["甲", "乙二", "丙"]
+    # a page shows the new name at once too (this worker forgets what it kept)
+    r = await client.get("/v1/leaderboards/shares", params={"scope": scope, "period": "day"})
+    assert [e["name"] for e in r.json()["entries"]] == ["甲", "乙二", "丙"]
     r = await client.get(
         f"/v1/leaderboards/shares/informants/{a}",
         params={"scope": scope, "period": "day", "around": 1},
