@@ -142,7 +142,8 @@ def window(scores: list[int], start: int, higher: int) -> Window:
 
 
 @given(
-    scores=st.lists(st.integers(1, 6), min_size=1, max_size=30).map(
+    # from 1 to 6: mostly tied; from 1 to 60: often none tied (each way of counting)
+    scores=st.lists(st.integers(1, 6) | st.integers(1, 60), min_size=1, max_size=30).map(
         lambda s: sorted(s, reverse=True)
     ),
     higher=st.integers(0, 40),
@@ -154,7 +155,7 @@ def test_competition_ranks_count_the_members_strictly_higher(
     """A window of a board after `higher` members with a higher score and `tied` with the
     window's first: each rank is one more than the members strictly higher on the whole
     board."""
-    board = [7] * higher + [scores[0]] * tied + scores
+    board = [scores[0] + 1] * higher + [scores[0]] * tied + scores
     expected = [1 + sum(1 for s in board if s > score) for score in scores]
     assert window(scores, higher + tied, higher).ranks() == expected
 
@@ -163,4 +164,7 @@ def test_competition_ranks_share_a_tie_and_skip_after_it() -> None:
     assert window([9, 5, 5, 4, 4, 4, 1], 0, 0).ranks() == [1, 2, 2, 4, 4, 4, 7]
     # from position 10, the first row tied with two members before it
     assert window([5, 5, 4], 10, 8).ranks() == [9, 9, 13]
+    # no two rows tied: the first row's rank, then positions
+    assert window([5, 4, 1], 10, 8).ranks() == [9, 12, 13]
+    assert window([5, 4, 1], 0, 0).ranks() == [1, 2, 3]
     assert window([], 3, 0).ranks() == []
