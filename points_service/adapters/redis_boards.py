@@ -263,19 +263,20 @@ class RedisBoards:
         if len(reply) == 2:
             return Around(reply[0], None, None)
         # Lua numbers come back as integers; the score is a string (a double in Redis)
-        members, _position, score, higher, start, rows, first, *profiles = reply
-        standing = (-int(float(score)), higher)
-        if profiles:  # one node: the window as a page's text, the fields as JSON
-            shown = _decode_display(profiles[0])
-            columns = _lines(rows, 2 * len(shown))
+        if len(reply) == 8:  # one node: the window as a page's text, the fields as JSON
+            members, _position, score, higher, start, text, first, profiles = reply
+            shown = _decode_display(profiles)
+            columns = _lines(text, 2 * len(shown))
             if columns is not None:
-                return Around(members, standing, Window(members, start, *columns, first, shown))
+                window = Window(members, start, *columns, first, shown)
+                return Around(members, (-int(float(score)), higher), window)
             # as rows, and the display fields read apart (by the caller)
             reply = await self._scripts.call(self._read, key, args[:3])
             if len(reply) == 2:  # gone from the board in between
                 return Around(reply[0], None, None)
-            members, _position, score, higher, start, rows, first = reply
-        return Around(members, standing, Window(members, start, *self._columns(rows), first))
+        members, _position, score, higher, start, rows, first = reply
+        window = Window(members, start, *self._columns(rows), first)
+        return Around(members, (-int(float(score)), higher), window)
 
     async def scores(
         self, board: Board, ids: Sequence[str]
