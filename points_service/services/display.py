@@ -12,6 +12,12 @@ one dict, their expiry times in another kept in that order, oldest first. When t
 oldest is fresh, all are; stale entries are dropped from the front a few hundred at a
 time (dropping a big cache at once stalled the loop), and an id among more stale ones
 than that is checked on its own.
+
+A PUT forgets the informant's fields while a page in this worker may be reading them:
+that read may bring back the old fields, and must not keep them. So a read takes a
+`mark` before it starts, and `keep` leaves out the fields of every informant forgotten
+since that mark (the last FORGOTTEN_LISTED forgotten ids are listed; a read older than
+the oldest of those keeps nothing).
 """
 
 import time
@@ -22,6 +28,7 @@ from typing import cast
 from points_service.domain.boards import Shown
 
 DROP_AT_ONCE = 500  # stale entries dropped per read, at most
+FORGOTTEN_LISTED = 10_000  # the forgotten ids a read in flight is checked against
 
 
 class DisplayCache:
@@ -33,6 +40,9 @@ class DisplayCache:
         self._monotonic = monotonic
         self._shown: dict[str, Shown] = {}
         self._expires: OrderedDict[str, float] = OrderedDict()  # oldest first
+        self._forgets = 0  # forgets so far: a mark
+        self._forgotten: OrderedDict[str, int] = OrderedDict()  # id: its last forget's mark
+        self._listed_from = 0  # forgets up to this mark are no longer listed
 
     def __len__(self) -> int:
         return len(self._shown)
@@ -60,8 +70,19 @@ class DisplayCache:
                 missing.append(informant_id)
         return kept, missing
 
-    def keep(self, shown: Mapping[str, Shown]) -> None:
-        """Keep these fields for `ttl` from now, then drop the oldest beyond `size`."""
+    def mark(self) -> int:
+        """Taken before reading fields, for `keep`."""
+        return self._forgets
+
+    def keep(self, shown: Mapping[str, Shown], read_since: int) -> None:
+        """Keep these fields, read since the mark `read_since`, for `ttl` from now, but
+        not those of informants forgotten since that mark; then drop the oldest beyond
+        `size`."""
+        if read_since < self._forgets:
+            if read_since < self._listed_from:
+                return
+            forgotten = self._forgotten
+            shown = {i: s for i, s in shown.items() if forgotten.get(i, 0) <= read_since}
         expires_at = self._monotonic() + self.ttl
         expires = self._expires
         for informant_id, fields in shown.items():
@@ -74,6 +95,12 @@ class DisplayCache:
     def forget(self, informant_id: str) -> None:
         self._shown.pop(informant_id, None)
         self._expires.pop(informant_id, None)
+        self._forgets += 1
+        forgotten = self._forgotten
+        forgotten[informant_id] = self._forgets
+        forgotten.move_to_end(informant_id)
+        if len(forgotten) > FORGOTTEN_LISTED:
+            self._listed_from = forgotten.popitem(last=False)[1]
 
     def _drop_stale(self) -> bool:
         """Drop stale entries from the front, DROP_AT_ONCE at most; whether every entry

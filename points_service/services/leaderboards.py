@@ -435,10 +435,11 @@ class Leaderboards:
         found = self._display.fresh(ids)
         if found is not None:
             return found
+        mark = self._display.mark()
         kept, missing = self._display.split(ids)
         fetched = await self._store.display(missing)
         read = {i: fetched.get(i, NOT_SHOWN) for i in missing}
-        self._display.keep(read)
+        self._display.keep(read, mark)  # not the fields of those forgotten meanwhile
         return [read[i] if s is None else s for i, s in zip(ids, kept, strict=True)]
 
     def forget_display(self, informant_id: str) -> None:
