@@ -222,6 +222,15 @@ class Metrics:
             "Leaderboard writes that failed after the ledger commit (reconcile finds them)",
             registry=registry,
         )
+        self.board_pages = Counter(
+            "points_leaderboard_pages_total",
+            "Top pages the page cache did not hold, by how they were answered: built (read "
+            "and encoded), shared (waited for a build another request had begun). Pages "
+            "served from the cache are the rest of the route's requests",
+            ["how"],
+            registry=registry,
+        )
+        self._page_children = {how: self.board_pages.labels(how) for how in ("built", "shared")}
         self.rebuilds = Counter(
             "points_leaderboard_rebuilds_total",
             "Leaderboard rebuilds from the ledger, by result (ok, failed)",
@@ -327,6 +336,9 @@ class Metrics:
     def boards_failed(self, error: BaseException) -> None:
         self.board_failures.inc()
         _log.error("leaderboard_write_failed", error=repr(error))
+
+    def page_built(self, how: str) -> None:
+        self._page_children[how].inc()
 
     def rebuilt(self, rows: int | None) -> None:
         """A rebuild finished (rows replayed), or failed (None)."""

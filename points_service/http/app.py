@@ -318,7 +318,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, registry)
         app.state.runtime = runtime
-        app.state.page_cache = PageCache(settings.board_page_ttl)
+        app.state.page_cache = PageCache(settings.board_page_ttl, built=runtime.metrics.page_built)
         loop = asyncio.get_running_loop()
 
         # Outside the main thread (tests) there is no signal: the admin endpoint reloads.

@@ -1,15 +1,19 @@
 """Profiles and leaderboards end to end, on SQLite and on PostgreSQL, with a real Redis."""
 
 import asyncio
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from points_service.adapters.redis_boards import RedisBoards, board_key
@@ -18,7 +22,8 @@ from points_service.http.app import create_app
 from points_service.runtime import Runtime
 from points_service.services.leaderboards import BoardFilter
 from points_service.settings import Settings
-from tests.conftest import api_client, redis_client, unique
+from tests.conftest import AUTH, api_client, redis_client, unique
+from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -37,13 +42,15 @@ def today_key() -> str:
     return "day:" + datetime.now(SHANGHAI).date().isoformat()
 
 
-async def profile(client: Client, who: str, **fields: Any) -> Any:
+async def profile(client: httpx.AsyncClient, who: str, **fields: Any) -> Any:
     r = await client.put(f"/v1/informants/{who}", json=fields)
     assert r.status_code in (200, 201), r.text
     return r
 
 
-async def share(client: Client, who: str, content: str | None = None, **extra: Any) -> Any:
+async def share(
+    client: httpx.AsyncClient, who: str, content: str | None = None, **extra: Any
+) -> Any:
     r = await client.post(
         "/v1/events", json=body(who, "share", content_id=content or unique("c"), **extra)
     )
@@ -412,6 +419,82 @@ async def test_top_pages_are_served_again_for_the_page_ttl(settings: Settings) -
         await asyncio.sleep(0.6)
         later = (await client.get("/v1/leaderboards/shares", params=params)).json()
         assert [e["score"] for e in later["entries"]] == [2]
+
+
+async def at_once(port: int, path: str, count: int) -> list[bytes]:
+    """GET `path` on `count` connections at once: each request is written only when all
+    the connections are open, so the server reads them all in a turn or two. The
+    bodies, each a 200."""
+    opened = await asyncio.gather(
+        *(asyncio.open_connection("127.0.0.1", port) for _ in range(count))
+    )
+    auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH.items())
+    request = f"GET {path} HTTP/1.1\r\nhost: t\r\n{auth}connection: close\r\n\r\n".encode()
+    for _, writer in opened:
+        writer.write(request)
+    bodies = []
+    for reader, writer in opened:
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        bodies.append(body)
+        writer.close()
+    return bodies
+
+
+async def test_a_page_that_expires_under_load_is_built_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Requests that miss the page cache together share one build of the page (a real
+    server: the test client answers one request at a time); when the build fails, each
+    request is answered on its own."""
+    server = ServerProcess(replace(settings, board_page_ttl=0.3), tmp_path / "server.log")
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=30) as http:
+
+            async def pages(how: str) -> float:
+                text = (await http.get("/metrics")).text
+                return sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "points_leaderboard_pages_total"
+                    and sample.labels == {"how": how}
+                )
+
+            inst = unique("inst")
+            for n in range(3):
+                await profile(http, f"{inst}-{n}", institution_id=inst)
+                for _ in range(n + 1):
+                    await share(http, f"{inst}-{n}")
+            params = {"scope": f"institution:{inst}", "period": "all"}
+            path = f"/v1/leaderboards/shares?scope=institution:{inst}&period=all"
+            rounds = 5
+            for expected in range(3, 3 + rounds):
+                answers = await at_once(server.port, path, 32)
+                assert len(set(answers)) == 1  # one page for all
+                assert [e["score"] for e in json.loads(answers[0])["entries"]] == [
+                    expected, 2, 1,
+                ]  # fmt: skip
+                await share(http, f"{inst}-2")
+                await asyncio.sleep(0.35)  # the page expires
+            # one build a round; without the sharing, requests that overlapped built it
+            # again (overlap depends on timing, but 32 at once, five times, always did)
+            assert await pages("built") == rounds
+            assert await pages("shared") >= 1
+            shared = await pages("shared")
+            # a build that fails: every request is refused on its own, nothing is kept
+            bad = await asyncio.gather(
+                *(http.get("/v1/leaderboards/shares", params=params | {"limit": "x"})
+                  for _ in range(16))
+            )  # fmt: skip
+            assert {r.status_code for r in bad} == {422}
+            assert {r.json()["field"] for r in bad} == {"limit"}
+            assert (await pages("built"), await pages("shared")) == (rounds, shared)
+            r = await http.get("/v1/leaderboards/shares", params=params | {"limit": "2"})
+            assert [e["score"] for e in r.json()["entries"]] == [3 + rounds, 2]
+    finally:
+        server.stop()
 
 
 async def test_a_started_service_names_the_boards_nobody_named(settings: Settings) -> None:
