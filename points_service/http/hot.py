@@ -300,23 +300,20 @@ class PageCache:
         pending = self._building.get(key)
         if pending is not None:
             # shielded: a waiter that is cancelled must not cancel the others' wait
-            body = await asyncio.shield(pending)
-            if body is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
                 self._built("shared")
-                return body
+                return shared
             body = await make()  # the build failed: this request tries on its own
-            self.put(key, body)
-            self._built("built")
-            return body
-        pending = asyncio.get_running_loop().create_future()
-        self._building[key] = pending
-        body = None
-        try:
-            body = await make()
-            self.put(key, body)
-        finally:
-            del self._building[key]
-            pending.set_result(body)
+        else:
+            pending = self._building[key] = asyncio.get_running_loop().create_future()
+            built = None
+            try:
+                body = built = await make()
+            finally:
+                del self._building[key]
+                pending.set_result(built)
+        self.put(key, body)
         self._built("built")
         return body
 

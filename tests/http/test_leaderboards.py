@@ -13,7 +13,6 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from points_service.adapters.redis_boards import RedisBoards, board_key
@@ -25,6 +24,7 @@ from points_service.settings import Settings
 from tests.conftest import AUTH, api_client, redis_client, unique
 from tests.http.server import ServerProcess
 from tests.http.test_events_api import body
+from tests.http.test_metrics import samples, value
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -453,14 +453,8 @@ async def test_a_page_that_expires_under_load_is_built_once(
         async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=30) as http:
 
             async def pages(how: str) -> float:
-                text = (await http.get("/metrics")).text
-                return sum(
-                    sample.value
-                    for family in text_string_to_metric_families(text)
-                    for sample in family.samples
-                    if sample.name == "points_leaderboard_pages_total"
-                    and sample.labels == {"how": how}
-                )
+                found = samples((await http.get("/metrics")).text)
+                return value(found, "points_leaderboard_pages_total", how=how)
 
             inst = unique("inst")
             for n in range(3):
